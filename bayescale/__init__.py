@@ -1,0 +1,27 @@
+"""bayescale: hierarchical Bayesian scaling laws with honest uncertainty."""
+
+from . import _runtime
+
+_runtime.configure()
+
+from . import datasets  # noqa: E402
+from .errors import (  # noqa: E402
+    BayescaleError,
+    DataError,
+    DesignWarning,
+    DiagnosticsWarning,
+    ExtrapolationWarning,
+    FitError,
+    FitWarning,
+    LawError,
+)
+from .fit import Fit, fit, load  # noqa: E402
+from .law import Law, laws  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BayescaleError", "DataError", "DesignWarning", "DiagnosticsWarning",
+    "ExtrapolationWarning", "Fit", "FitError", "FitWarning", "Law", "LawError",
+    "datasets", "fit", "laws", "load",
+]

@@ -1,0 +1,245 @@
+"""From a user's DataFrame to a validated :class:`Design` (arrays a model can use).
+
+Everything that can be wrong with the data is found here, before any JAX code
+runs, and raised as :class:`~bayescale.errors.DataError` naming the column, the
+rows and the fix.  Properties of the design that limit what can be learned
+(few distinct sizes, N and D collinear, tiny families) become
+:class:`~bayescale.errors.FitWarning` records.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, DesignWarning, FitWarning
+from .law import Law
+
+ALL = "all"  # family name used when no group column is given
+_SHOW = 5  # offending rows listed in a message
+
+
+@dataclass
+class Design:
+    """Validated data in the form the model needs.
+
+    Attributes
+    ----------
+    y : ndarray
+        Outcome, positive.
+    inputs : dict of str -> ndarray
+        Law input name -> raw values (not yet divided by the reference).
+    refs : dict of str -> float
+        Reference value of each input: the geometric mean of the data.
+    families : list of str
+        Family names; ``family_idx`` indexes them per row.
+    runs : list of str
+        Run names (empty without a run column); ``run_idx`` per row, -1 if none.
+    se_log : ndarray
+        Known measurement standard error on the log scale (0 where unknown).
+    columns : dict
+        The mapping from the call: ``y``, ``x`` (input -> column), ``group``, ``run``, ``se``.
+    frame : DataFrame
+        The rows used, with the original index and only the mapped columns.
+    """
+
+    y: np.ndarray
+    inputs: dict
+    refs: dict
+    families: list
+    family_idx: np.ndarray
+    runs: list
+    run_idx: np.ndarray
+    se_log: np.ndarray
+    columns: dict
+    frame: pd.DataFrame
+    warnings: list = field(default_factory=list)
+
+    @property
+    def n_families(self) -> int:
+        return len(self.families)
+
+    def floor(self) -> np.ndarray:
+        """Smallest outcome per family (the upper bound of a ``floor`` prior)."""
+        return np.array([self.y[self.family_idx == k].min() for k in range(self.n_families)])
+
+    def scaled(self, inputs: dict) -> dict:
+        """Inputs divided by the references, as the law's formula expects them."""
+        return {k: np.asarray(v, dtype=float) / self.refs[k] for k, v in inputs.items()}
+
+
+def input_mapping(law: Law, x) -> dict:
+    """Normalise ``x`` to a dict law input -> column name."""
+    if isinstance(x, str):
+        if len(law.inputs) != 1:
+            raise DataError(
+                f"law '{law.name}' has inputs {list(law.inputs)}; pass x as a dict such as "
+                f"{ {k: '<column>' for k in law.inputs} }."
+            )
+        return {law.inputs[0]: x}
+    if x is None:
+        x = {}
+    if not isinstance(x, dict):
+        raise DataError(f"x must be a dict of law input -> column, not {type(x).__name__}.")
+    unknown = sorted(set(x) - set(law.inputs))
+    missing = [k for k in law.inputs if k not in x]
+    if unknown:
+        raise DataError(f"x names {unknown}, which are not inputs of law '{law.name}' "
+                        f"(its inputs are {list(law.inputs)}).")
+    if missing:
+        raise DataError(f"x does not map law input(s) {missing} of law '{law.name}' to a column; "
+                        f"pass e.g. x={{'{missing[0]}': '<column>'}}.")
+    return dict(x)
+
+
+def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
+            min_rows_per_family: int = 2) -> Design:
+    """Validate ``df`` for ``law`` and return a :class:`Design`.
+
+    Raises
+    ------
+    DataError
+        Missing or misspelled columns, non-numeric or non-finite values, zero or
+        negative values where a log is taken, a family with too few rows, exact
+        duplicate rows without a run column.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, not {type(df).__name__}.")
+    if len(df) == 0:
+        raise DataError("the data has no rows; pass at least a few runs of the ladder.")
+    xmap = input_mapping(law, x)
+    columns = {"y": y, "x": xmap, "group": group, "run": run, "se": se}
+    used = [y, *xmap.values(), *(c for c in (group, run, se) if c is not None)]
+    for col in used:
+        require_column(df, col)
+    frame = df[list(dict.fromkeys(used))].copy()
+
+    yv = positive_column(frame, y, "the outcome (a log is taken)")
+    inputs = {k: positive_column(frame, col, f"input {k}") for k, col in xmap.items()}
+    se_log = np.zeros_like(yv)
+    if se is not None:
+        sev = _numeric(frame, se)
+        _no_bad(frame, se, ~(sev >= 0), "a negative value", "standard errors must be >= 0")
+        se_log = sev / yv
+
+    families, fidx = _codes(frame, group, default=ALL)
+    runs, ridx = _codes(frame, run, default=None)
+    _check_families(frame, group, fidx, families, min_rows_per_family)
+    if run is None:
+        _check_duplicates(frame, [y, *xmap.values(), *([group] if group else [])])
+
+    refs = {k: float(np.exp(np.mean(np.log(v)))) for k, v in inputs.items()}
+    design = Design(yv, inputs, refs, families, fidx, runs, ridx, se_log, columns, frame)
+    design.warnings = design_warnings(design, law)
+    return design
+
+
+def design_warnings(design: Design, law: Law) -> list[FitWarning]:
+    """Warnings about what this design can and cannot identify."""
+    out = []
+    for k, v in design.inputs.items():
+        n = len(np.unique(v))
+        if n < 3:
+            out.append(FitWarning("few_sizes", (
+                f"input {k} (column '{design.columns['x'][k]}') has only {n} distinct value(s); "
+                f"its exponent is then set by the prior more than the data. Add runs at a third "
+                f"size or fix the exponent with a narrower prior."), DesignWarning))
+    logs = [np.log(v) for v in design.inputs.values()]
+    for i in range(len(logs)):
+        for j in range(i + 1, len(logs)):
+            ratio = logs[j] - logs[i]
+            if len(np.unique(np.round(ratio, 3))) == 1:
+                a, b = list(design.inputs)[i], list(design.inputs)[j]
+                out.append(FitWarning("collinear", (
+                    f"{b}/{a} is the same in every row (a fixed ratio such as tokens per "
+                    f"parameter), so the effects of {a} and {b} cannot be separated; forecasts at "
+                    f"another ratio rest on the priors. Add runs at other ratios."), DesignWarning))
+    varying = sum(p.pool != "shared" for p in law.parameters.values())
+    if design.n_families > 1 and varying:
+        counts = np.bincount(design.family_idx, minlength=design.n_families)
+        small = [f for f, c in zip(design.families, counts) if c <= varying]
+        if small:
+            out.append(FitWarning("small_family", (
+                f"famil{'y' if len(small) == 1 else 'ies'} {small} ha{'s' if len(small) == 1 else 've'} "
+                f"no more rows than the {varying} family-level parameter(s); their values lean on "
+                f"the population (partial pooling) or on the prior."), DesignWarning))
+    return out
+
+
+# ---- helpers -----------------------------------------------------------------------
+def require_column(df: pd.DataFrame, col) -> None:
+    if col in df.columns:
+        return
+    names = [str(c) for c in df.columns]
+    close = difflib.get_close_matches(str(col), names, n=1, cutoff=0.6)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise DataError(f"column '{col}' is not in the data.{hint} Columns are: {', '.join(names)}.")
+
+
+def _rows(frame: pd.DataFrame, mask: np.ndarray, col) -> str:
+    idx = frame.index[mask]
+    shown = ", ".join(f"row {i} ({frame.at[i, col]!r})" for i in idx[:_SHOW])
+    more = f" and {len(idx) - _SHOW} more" if len(idx) > _SHOW else ""
+    return shown + more
+
+
+def _numeric(frame: pd.DataFrame, col) -> np.ndarray:
+    raw = frame[col]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    bad = np.isnan(values) & raw.notna().to_numpy()
+    if bad.any():
+        raise DataError(f"column '{col}' has non-numeric values: {_rows(frame, bad, col)}. "
+                        f"Convert them to numbers (e.g. 7e9, not '7B') or drop those rows.")
+    _no_bad(frame, col, ~np.isfinite(values), "missing (NaN) or infinite values",
+            "drop those rows (e.g. crashed runs) or fill them in")
+    return values
+
+
+def positive_column(frame: pd.DataFrame, col, role: str) -> np.ndarray:
+    values = _numeric(frame, col)
+    _no_bad(frame, col, values <= 0, "zero or negative values",
+            f"{role} must be > 0; check the units or drop those rows")
+    return values
+
+
+def _no_bad(frame, col, mask, what: str, fix: str) -> None:
+    if mask.any():
+        raise DataError(f"column '{col}' has {what}: {_rows(frame, mask, col)}; {fix}.")
+
+
+def _codes(frame: pd.DataFrame, col, default):
+    if col is None:
+        n = len(frame)
+        return ([default] if default else []), np.full(n, 0 if default else -1, dtype=int)
+    values = frame[col]
+    _no_bad(frame, col, values.isna().to_numpy(), "missing labels",
+            "give every row a label or drop those rows")
+    codes, names = pd.factorize(values.astype(str), sort=True)
+    return list(names), codes.astype(int)
+
+
+def _check_families(frame, group, fidx, families, minimum: int) -> None:
+    counts = np.bincount(fidx, minlength=len(families))
+    small = [(f, int(c)) for f, c in zip(families, counts) if c < minimum]
+    if small:
+        where = group or "the data"
+        raise DataError(
+            f"famil{'y' if len(small) == 1 else 'ies'} "
+            + ", ".join(f"'{f}' ({c} row{'s' if c != 1 else ''})" for f, c in small)
+            + f" in column '{where}' ha{'s' if len(small) == 1 else 've'} fewer than {minimum} rows. "
+            f"Drop or merge them, or pass min_rows_per_family=1 to forecast such a family "
+            f"mostly from the others (partial pooling)."
+        )
+
+
+def _check_duplicates(frame: pd.DataFrame, cols: list) -> None:
+    dup = frame.duplicated(subset=cols, keep=False).to_numpy()
+    if dup.any():
+        idx = list(frame.index[dup][:_SHOW])
+        raise DataError(
+            f"rows {idx} are exact duplicates (same inputs and outcome) and there is no run "
+            f"column. If they are separate seeds, pass run='<seed column>'; otherwise drop the copies."
+        )

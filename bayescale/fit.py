@@ -1,0 +1,227 @@
+"""``bs.fit``: data -> law -> hierarchical model -> NUTS -> diagnostics gate -> :class:`Fit`.
+
+:class:`Fit` is the front end the user holds: ``summary``, ``predict``,
+``plot`` and ``save`` read like the questions they answer.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import arviz_base as azb
+import numpy as np
+import pandas as pd
+
+from . import diagnostics, inference, io
+from .data import Design, prepare
+from .errors import FitWarning
+from .law import Law, resolve
+from .model import Structure, build, dims, model_data, partial_names, structure
+from .predict import predict
+
+
+class Fit:
+    """A fitted scaling law: posterior, diagnostics, forecasts.
+
+    Attributes
+    ----------
+    ok : bool
+        True only if the diagnostics gate passed (R-hat, ESS, divergences, E-BFMI).
+    warnings : list of FitWarning
+        Design and diagnostics warnings (also emitted through :mod:`warnings`).
+    idata : xarray.DataTree
+        ArviZ 1.x DataTree: posterior, sample_stats, log_likelihood, observed_data,
+        constant_data.
+    law : Law
+        The law with the pooling used.
+    design : Design
+        The validated data.
+    """
+
+    def __init__(self, law: Law, design: Design, s: Structure, idata, settings: dict,
+                 warnings_: list, diag: pd.DataFrame):
+        self.law, self.design, self.structure = law, design, s
+        self.idata, self.settings = idata, settings
+        self.warnings, self.diagnostics = warnings_, diag
+
+    @property
+    def ok(self) -> bool:
+        return not any(w.kind in GATE_KINDS for w in self.warnings)
+
+    def __repr__(self) -> str:
+        verdict = "passed" if self.ok else "FAILED"
+        return (f"<Fit {self.law.name}: {len(self.design.y)} rows, {self.design.n_families} "
+                f"famil{'y' if self.design.n_families == 1 else 'ies'}, diagnostics {verdict}>")
+
+    # ---- results ------------------------------------------------------------------
+    def summary(self) -> pd.DataFrame:
+        """Each parameter (per family where it varies): mean, sd, 90% interval, r_hat, ESS.
+
+        Parameters shared across families appear once; the paper-convention
+        values from the law's ``[report]`` table (e.g. ``A``, ``B``) are included.
+        """
+        rows = []
+        names = [*self.law.parameters, *self.law.report]
+        diag = diagnostics.table(self.idata, names)
+        for name in names:
+            shared = name in self.law.parameters and self.structure.pool(name) == "shared"
+            for family in self.design.families[:1] if shared else self.design.families:
+                row = diag.loc[f"{name}[{family}]"]
+                rows.append({"parameter": name, "family": None if shared else family,
+                             **row[["mean", "sd", "q5", "q95", "r_hat", "ess_bulk", "ess_tail"]]})
+        for name in self.hyperparameters():
+            rows.append({"parameter": name, "family": None,
+                         **self.diagnostics.loc[name][["mean", "sd", "q5", "q95", "r_hat",
+                                                       "ess_bulk", "ess_tail"]]})
+        return pd.DataFrame(rows)
+
+    def hyperparameters(self) -> list[str]:
+        """Population, noise and run-effect parameters of the model."""
+        names = [f"{n}{k}" for n in partial_names(self.structure) for k in ("_pop_z", "_tau")]
+        names.append("sigma")
+        if self.structure.n_runs:
+            names.append("sigma_run")
+        if self.structure.likelihood == "student_t":
+            names.append("nu")
+        return names
+
+    def predict(self, new, kind: str = "mean", levels=(0.5, 0.9), seed: int = 0) -> pd.DataFrame:
+        """Posterior forecasts at the rows of ``new``.
+
+        Parameters
+        ----------
+        new : DataFrame or dict
+            Input columns as named in the fit (e.g. ``params``, ``tokens``) and
+            optionally the group column; a family absent from the data is forecast
+            from the population.  Without a group column, every family is forecast.
+        kind : {"mean", "new_run"}
+            ``"mean"``: the law itself (credible band of the curve).  ``"new_run"``:
+            where one new training run lands (adds a run effect and observation noise).
+        levels : sequence of float
+            Central credible levels; each gives columns ``lo<pct>`` and ``hi<pct>``.
+
+        Returns
+        -------
+        DataFrame
+            The inputs, ``family``, ``mean``, ``median``, ``lo50``/``hi50``, ...,
+            and ``extrap_<input>`` (decades outside the family's observed range; also
+            ``extrap_C`` for N*D).
+        """
+        return predict(self.idata.posterior, self.structure, self.design, new, kind, levels, seed)
+
+    def plot(self, **kwargs):
+        """Data, posterior median and credible bands per family (log-log); a Figure."""
+        from .plot import plot_fit
+
+        return plot_fit(self, **kwargs)
+
+    def save(self, path):
+        """Write the fit to a directory (netCDF + CSV + TOML + JSON; no pickle)."""
+        return io.save(self, path)
+
+    @classmethod
+    def load(cls, path) -> Fit:
+        """Read a fit written by :meth:`save`."""
+        parts = io.read(path)
+        meta, cols = parts["meta"], parts["meta"]["columns"]
+        law = Law.from_toml(parts["law_text"], origin=f"{path}/law.toml")
+        st = meta["settings"]
+        design = prepare(parts["frame"], law, cols["y"], cols["x"], cols["group"], cols["run"],
+                         cols["se"], min_rows_per_family=st["min_rows_per_family"])
+        s = structure(law, design, st["likelihood"], st["parameterization"])
+        diag, found = diagnostics.gate(parts["idata"], _gate_names(s), st["chains"])
+        return cls(law, design, s, parts["idata"], st, design.warnings + found, diag)
+
+
+GATE_KINDS = {"rhat", "ess_bulk", "ess_tail", "divergences", "bfmi"}
+
+
+def _gate_names(s: Structure) -> list[str]:
+    names = [*s.law.parameters]
+    names += [f"{n}{k}" for n in partial_names(s) for k in ("_pop_z", "_tau")]
+    names += ["sigma"] + (["sigma_run"] if s.n_runs else []) + (["nu"] if s.likelihood == "student_t" else [])
+    return names
+
+
+def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=None,
+        pool=None, likelihood: str = "normal", chains: int = 4, warmup: int = 1000,
+        draws: int = 1000, seed: int = 0, device=None, parameterization: str = "auto",
+        progress=None, min_rows_per_family: int = 2) -> Fit:
+    """Fit a hierarchical scaling law by NUTS and gate it on its diagnostics.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per observation (final loss of a run, or a checkpoint).
+    law : str, Law or path
+        Catalogue name (see :func:`bayescale.laws`), a :class:`Law`, or a ``.toml`` file.
+    y : str
+        Outcome column (positive; modelled on the log scale).
+    x : dict or str
+        Law input -> column, e.g. ``{"N": "params", "D": "tokens"}``; a string for
+        one-input laws.
+    group : str, optional
+        Family column (corpus, architecture, recipe, ...).
+    run : str, optional
+        Run/seed column: each run gets a log-scale offset (seed-level noise),
+        separate from observation noise.  Needs several rows per run to separate them.
+    se : str, optional
+        Column of known measurement standard errors of ``y``.
+    pool : dict, optional
+        Parameter -> ``"shared"``, ``"partial"`` or ``"none"``, overriding the law's defaults.
+    likelihood : {"normal", "student_t"}
+        Noise on log y; ``student_t`` is robust to outlying runs.
+    chains, warmup, draws, seed : int
+        NUTS settings.  The same seed gives identical draws.
+    device : {"cpu", "gpu"}, optional
+        Where to sample; CPU by default.
+    parameterization : {"auto", "centred", "noncentred"}
+        How family effects are sampled (see :mod:`bayescale.model`).
+    progress : bool, optional
+        Progress bar; by default only when stderr is a terminal.
+    min_rows_per_family : int
+        Families with fewer rows are a :class:`~bayescale.errors.DataError`;
+        set 1 to forecast a family from one run plus what the others teach.
+
+    Returns
+    -------
+    Fit
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> df = bs.datasets.simulate("power", families=1, seeds=1, seed=0)
+    >>> f = bs.fit(df, law="power", y="loss", x="x", chains=1, warmup=200, draws=200)  # doctest: +SKIP
+    >>> f.predict({"x": [1e12]})[["median", "lo90", "hi90"]]  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    law = resolve(law).with_pooling(pool)
+    design = prepare(df, law, y, x, group, run, se, min_rows_per_family=min_rows_per_family)
+    s = structure(law, design, likelihood, parameterization)
+    data = model_data(design)
+    mode = inference.find_map(build(s, centring=0.0), data, seed)
+    init = inference.decentred_init(mode, partial_names(s), s.centring)
+    dense = tuple(k for k in init if not k.startswith("run_effect"))
+    mcmc = inference.sample(build(s), data, init, chains=chains, warmup=warmup, draws=draws,
+                            seed=seed, device=device, progress=progress, dense=dense)
+    idata = azb.from_numpyro(
+        mcmc, log_likelihood=True,
+        coords={"family": design.families, "run": design.runs, "obs": np.arange(len(design.y))},
+        dims=dims(s), pred_dims={},  # given, so ArviZ does not re-trace the model
+        constant_data={"family_idx": design.family_idx, "run_idx": design.run_idx,
+                       "se_log": design.se_log, **{f"input_{k}": v for k, v in design.inputs.items()}},
+    )
+    diag, found = diagnostics.gate(idata, _gate_names(s), chains)
+    settings = {"law": law.name, "likelihood": likelihood, "chains": chains, "warmup": warmup,
+                "draws": draws, "seed": seed, "device": device or "cpu",
+                "parameterization": parameterization, "min_rows_per_family": min_rows_per_family,
+                "seconds": round(time.perf_counter() - started, 2)}
+    for w in design.warnings + found:
+        warnings.warn(w.category(str(w)), stacklevel=2)
+    return Fit(law, design, s, idata, settings, design.warnings + found, diag)
+
+
+load = Fit.load
+
+__all__ = ["Fit", "FitWarning", "fit", "load"]

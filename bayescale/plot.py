@@ -1,0 +1,102 @@
+"""Figures: data, posterior median and credible bands per family, on log-log axes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+MAX_CURVES = 8  # draw curves along fixed input ratios when there are at most this many
+
+
+def plot_fit(fit, level: float = 0.9, extend: float = 1.0, ax=None):
+    """Plot ``fit``: one panel per family, outcome against the law's first input.
+
+    Along each distinct ratio of the other inputs to the first (e.g. tokens per
+    parameter), the posterior median of the law and its ``level`` band are drawn
+    from the smallest observed value to ``extend`` decades beyond the largest.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib
+
+    if ax is None:
+        matplotlib.use("Agg") if matplotlib.get_backend() == "agg" else None
+    import matplotlib.pyplot as plt
+
+    design = fit.design
+    xmap, ycol = design.columns["x"], design.columns["y"]
+    first = list(xmap)[0]
+    n = design.n_families
+    if ax is None:
+        cols = min(n, 3)
+        fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(4.5 * cols, 3.6 * ((n + cols - 1) // cols)),
+                                 squeeze=False)
+        axes = axes.ravel()
+    else:
+        fig, axes = ax.figure, np.atleast_1d(ax)
+    for k, family in enumerate(design.families):
+        a = axes[k % len(axes)]
+        rows = design.family_idx == k
+        for i, (ratio, grid) in enumerate(_curves(design, rows, first, extend)):
+            frame = pd.DataFrame({xmap[name]: values for name, values in grid.items()})
+            if design.columns["group"] is not None:
+                frame[design.columns["group"]] = family
+            pred = fit.predict(frame, kind="mean", levels=(level,))
+            x = grid[first]
+            color = f"C{i % 10}"
+            a.fill_between(x, pred[f"lo{100 * level:g}"], pred[f"hi{100 * level:g}"], color=color, alpha=0.2)
+            a.plot(x, pred["median"], color=color, lw=1.2, label=ratio)
+            mask = rows & _on_ratio(design, first, ratio)
+            a.scatter(design.inputs[first][mask], design.y[mask], s=12, color=color, zorder=3)
+        if not len(_curves(design, rows, first, extend)):
+            a.scatter(design.inputs[first][rows], design.y[rows], s=12, color="k")
+        a.set(xscale="log", yscale="log", xlabel=xmap[first], ylabel=ycol,
+              title=family if n > 1 else fit.law.name)
+        if len(a.get_legend_handles_labels()[0]) > 1:
+            a.legend(fontsize=7, title_fontsize=7, title=_ratio_title(design, first))
+    for a in axes[n:]:
+        a.set_visible(False)
+    fig.suptitle(f"{fit.law.name}: posterior median and {100 * level:g}% band", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _ratios(design, first):
+    others = [k for k in design.inputs if k != first]
+    if not others:
+        return np.zeros(len(design.y))
+    return np.round(np.log10(design.inputs[others[0]] / design.inputs[first]), 2)
+
+
+def _on_ratio(design, first, label):
+    return np.array([_label(r) == label for r in _ratios(design, first)]) if label else np.ones(len(design.y), bool)
+
+
+def _label(r) -> str:
+    return f"{10 ** r:.3g}"
+
+
+def _ratio_title(design, first) -> str:
+    others = [k for k in design.inputs if k != first]
+    return f"{others[0]}/{first}" if others else ""
+
+
+def _curves(design, rows, first, extend):
+    """(label, inputs) per curve; empty when the other inputs do not form few fixed ratios."""
+    ratios = _ratios(design, first)
+    distinct = np.unique(ratios[rows])
+    if len(distinct) > MAX_CURVES or len(design.inputs) > 2:
+        return []
+    out = []
+    for r in distinct:
+        on = rows & (ratios == r)
+        lo, hi = design.inputs[first][on].min(), design.inputs[first][on].max()
+        x = np.logspace(np.log10(lo), np.log10(hi) + extend, 60)
+        grid = {first: x}
+        others = [k for k in design.inputs if k != first]
+        if others:
+            grid[others[0]] = x * 10 ** r
+        out.append((_label(r) if others else "", grid))
+    return out

@@ -1,0 +1,137 @@
+"""Posterior forecasts: the law's curve (``kind="mean"``) or one new run (``kind="new_run"``).
+
+A family seen in the data is forecast from its own posterior; a family absent
+from the data from the population: for each posterior draw a fresh family
+effect is drawn from the fitted population (partial pooling), so the band
+carries the between-family spread.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .data import Design, positive_column, require_column
+from .errors import DataError, ExtrapolationWarning
+from .model import Structure, law_mean
+
+KINDS = ("mean", "new_run")
+FAR_DECADES = 2.0  # warn beyond this many decades outside the data
+
+
+def draws(posterior, name: str) -> np.ndarray:
+    """Posterior draws of ``name`` stacked over chains: shape (draws, ...)."""
+    values = np.asarray(posterior[name])
+    return values.reshape(-1, *values.shape[2:])
+
+
+def family_parameters(posterior, s: Structure, design: Design, family: str,
+                      rng: np.random.Generator) -> dict:
+    """Draws of every law parameter for ``family`` (seen or new), natural scale."""
+    if family in design.families:
+        k = design.families.index(family)
+        return {name: draws(posterior, name)[:, k] for name in s.law.parameters}
+    floor = float(design.y.min())
+    out = {}
+    for p in s.law.parameters.values():
+        mode = s.pool(p.name)
+        if mode == "none":
+            raise DataError(
+                f"family '{family}' is not in the data and parameter '{p.name}' is fitted "
+                f"independently per family (pool='none'), so nothing is known about it for a new "
+                f"family. Use pool={{'{p.name}': 'partial'}} or forecast a fitted family "
+                f"({', '.join(design.families)})."
+            )
+        if mode == "shared":
+            z = draws(posterior, f"{p.name}_z")
+            z = z if z.ndim == 1 else z[:, 0]
+        else:
+            loc, tau = draws(posterior, f"{p.name}_pop_z"), draws(posterior, f"{p.name}_tau")
+            z = loc + tau * rng.standard_normal(loc.shape)
+        out[p.name] = p.prior.to_natural(z, floor, xp=np)
+    return out
+
+
+def extrapolation(design: Design, inputs: dict, family: str) -> dict:
+    """Decades beyond the observed range of each input (and of N*D when both exist)."""
+    rows = design.family_idx == design.families.index(family) if family in design.families else None
+    def decades(new, seen):
+        seen = seen if rows is None else seen[rows]
+        return np.maximum.reduce([np.zeros_like(new), np.log10(new / seen.max()),
+                                  np.log10(seen.min() / new)])
+    out = {f"extrap_{k}": decades(v, design.inputs[k]) for k, v in inputs.items()}
+    if {"N", "D"} <= set(inputs):
+        out["extrap_C"] = decades(inputs["N"] * inputs["D"], design.inputs["N"] * design.inputs["D"])
+    return out
+
+
+def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0.5, 0.9),
+            seed: int = 0, samples: bool = False):
+    """Forecast the outcome at the rows of ``new``; see :meth:`bayescale.fit.Fit.predict`."""
+    if kind not in KINDS:
+        raise DataError(f"kind={kind!r}; choose 'mean' (the law) or 'new_run' (one new run).")
+    levels = _levels(levels)
+    new = pd.DataFrame(new).reset_index(drop=True)
+    xmap, group = design.columns["x"], design.columns["group"]
+    for col in xmap.values():
+        require_column(new, col)
+    inputs = {k: positive_column(new, col, f"input {k}") for k, col in xmap.items()}
+    if group is not None and group in new.columns:
+        families = new[group].astype(str).to_numpy()
+    elif design.n_families == 1:
+        families = np.full(len(new), design.families[0])
+    else:
+        new = new.loc[new.index.repeat(design.n_families)].reset_index(drop=True)
+        families = np.tile(np.asarray(design.families), len(new) // design.n_families)
+        inputs = {k: np.repeat(v, design.n_families) for k, v in inputs.items()}
+    rng = np.random.default_rng(seed)
+    scaled = design.scaled(inputs)
+    result = np.empty((draws(posterior, "sigma").shape[0], len(new)))
+    extra = {}
+    for family in dict.fromkeys(families):
+        rows = families == family
+        params = family_parameters(posterior, s, design, family, rng)
+        env = {k: v[:, None] for k, v in params.items()}
+        mean = np.asarray(law_mean(s.law, env, {k: v[None, rows] for k, v in scaled.items()}))
+        result[:, rows] = mean if kind == "mean" else _new_run(posterior, s, mean, rng)
+        for key, value in extrapolation(design, {k: v[rows] for k, v in inputs.items()}, family).items():
+            extra.setdefault(key, np.zeros(len(new)))[rows] = value
+    out = new.copy()
+    out["family"] = families
+    out["mean"], out["median"] = result.mean(0), np.median(result, 0)
+    for level in levels:
+        lo, hi = np.quantile(result, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        out[f"lo{_pct(level)}"], out[f"hi{_pct(level)}"] = lo, hi
+    for key, value in extra.items():
+        out[key] = value
+    far = out[list(extra)].max(axis=1) > FAR_DECADES
+    if far.any():
+        warnings.warn(ExtrapolationWarning(
+            f"{int(far.sum())} forecast(s) lie more than {FAR_DECADES:g} decades outside the data "
+            f"(see the extrap_* columns); the band assumes the law holds that far."), stacklevel=3)
+    return (out, result) if samples else out
+
+
+def _new_run(posterior, s: Structure, mean: np.ndarray, rng) -> np.ndarray:
+    """Add a fresh run effect and observation noise (log scale) to each draw of the mean."""
+    shape = mean.shape
+    noise = draws(posterior, "sigma")[:, None] * (
+        rng.standard_t(draws(posterior, "nu")[:, None], size=shape)
+        if s.likelihood == "student_t" else rng.standard_normal(shape))
+    if s.n_runs:
+        noise = noise + draws(posterior, "sigma_run")[:, None] * rng.standard_normal(shape)
+    return mean * np.exp(noise)
+
+
+def _levels(levels) -> tuple:
+    levels = tuple(float(v) for v in np.atleast_1d(levels))
+    bad = [v for v in levels if not 0 < v < 1]
+    if bad:
+        raise DataError(f"levels {bad} must lie strictly between 0 and 1, e.g. levels=(0.5, 0.9).")
+    return levels
+
+
+def _pct(level: float) -> str:
+    return f"{100 * level:g}"
