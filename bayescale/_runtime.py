@@ -30,6 +30,6 @@ def configure() -> None:
         try:
             cache.mkdir(parents=True, exist_ok=True)
             jax.config.update("jax_compilation_cache_dir", str(cache))
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         except OSError:
             pass  # a read-only home only loses the cache

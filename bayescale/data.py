@@ -180,10 +180,16 @@ def require_column(df: pd.DataFrame, col) -> None:
 
 
 def _rows(frame: pd.DataFrame, mask: np.ndarray, col) -> str:
-    idx = frame.index[mask]
-    shown = ", ".join(f"row {i} ({frame.at[i, col]!r})" for i in idx[:_SHOW])
-    more = f" and {len(idx) - _SHOW} more" if len(idx) > _SHOW else ""
+    positions = np.flatnonzero(mask)
+    values = frame[col].iloc[positions[:_SHOW]]
+    shown = ", ".join(f"row {i} ({_show(v)})" for i, v in zip(frame.index[positions[:_SHOW]], values))
+    more = f" and {len(positions) - _SHOW} more" if len(positions) > _SHOW else ""
     return shown + more
+
+
+def _show(value) -> str:
+    value = value.item() if hasattr(value, "item") else value
+    return repr(value)
 
 
 def _numeric(frame: pd.DataFrame, col) -> np.ndarray:

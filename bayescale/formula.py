@@ -96,12 +96,17 @@ def parse(text: str, names: set[str] | None = None, what: str = "formula") -> Fo
         raise LawError(f"{what} is empty; write an expression such as 'E + A * N**(-alpha)'.")
     try:
         tree = ast.parse(text.strip(), mode="eval")
+    except RecursionError:
+        raise LawError(f"{what} is nested too deeply to parse; simplify it.") from None
     except SyntaxError as exc:
         raise LawError(
             f"{what} {text!r} is not a valid expression: {exc.msg} at column {exc.offset}."
         ) from None
     used: set[str] = set()
-    fn = _build(tree.body, text, what, used)
+    try:
+        fn = _build(tree.body, text, what, used)
+    except RecursionError:
+        raise LawError(f"{what} is nested too deeply to parse; simplify it.") from None
     if names is not None:
         unknown = sorted(used - set(names) - set(FUNCTIONS))
         if unknown:
@@ -188,4 +193,6 @@ def parse_call(text: str, allowed: Mapping[str, int], what: str) -> tuple[str, l
             values.append(float(fn({}, np)))
         except KeyError as exc:
             raise LawError(f"{what} {text!r}: arguments must be numbers, found name {exc}.") from None
+        except ArithmeticError as exc:
+            raise LawError(f"{what} {text!r}: an argument cannot be computed ({exc}).") from None
     return name, values

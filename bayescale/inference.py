@@ -3,8 +3,9 @@
 1. :func:`find_map` maximises the (non-centred) posterior density in the
    unconstrained space with Adam from several valid prior draws at once
    (vmapped, one compiled scan), and keeps the best.  Adam rather than BFGS:
-   BFGS's line search stalls on the steep walls of saturating laws.  The non-centred form has no degenerate mode at zero family
-   spread, unlike the centred one.
+   BFGS's line search stalls on the steep walls of saturating laws.  The
+   non-centred form has no degenerate mode at zero family spread, unlike the
+   centred one.
 2. :func:`sample` starts each chain from that point plus a small jitter, and runs
    NUTS with a dense mass matrix over the law's parameters (diagonal over run
    effects, which may be many).
@@ -29,6 +30,7 @@ N_STARTS = 8
 MAP_STEPS = 2000
 MAP_RATE = 0.02
 JITTER = 0.1  # sd of the per-chain jitter around the MAP point, unconstrained scale
+STATS = ("diverging", "energy", "num_steps", "potential_energy")  # kept in sample_stats
 
 
 def find_map(model, data: dict, seed: int) -> dict:
@@ -67,19 +69,6 @@ def find_map(model, data: dict, seed: int) -> dict:
         )
     flat = xs[int(np.nanargmin(np.where(np.isfinite(fs), fs, np.nan)))]
     return info.postprocess_fn(unravel(flat))
-
-
-def decentred_init(mode: dict, names, centring: float) -> dict:
-    """``mode`` with the ``*_z_decentered`` sites of ``names`` matching it under ``centring``.
-
-    NumPyro's partial decentring draws ``d`` and sets
-    ``z = loc + scale**(1 - c) * (d - c * loc)``; this inverts it.
-    """
-    out = dict(mode)
-    for name in names:
-        z, loc, scale = (np.asarray(mode[f"{name}{k}"]) for k in ("_z", "_pop_z", "_tau"))
-        out[f"{name}_z_decentered"] = (z - loc) / np.maximum(scale, 1e-12) ** (1 - centring) + centring * loc
-    return out
 
 
 def chain_method(device: str, chains: int) -> str:
@@ -125,6 +114,5 @@ def sample(model, data: dict, init: dict, *, chains: int, warmup: int, draws: in
         mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
                     chain_method=chain_method(name, chains), progress_bar=progress,
                     jit_model_args=True)
-        mcmc.run(key_run, init_params=jittered if chains > 1 else z0, extra_fields=("diverging", "energy", "num_steps", "potential_energy"),
-                 **data)
+        mcmc.run(key_run, init_params=jittered if chains > 1 else z0, extra_fields=STATS, **data)
     return mcmc

@@ -33,6 +33,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def frame_columns(meta: dict) -> list:
+    cols = meta["columns"]
+    return [cols["y"], *cols["x"].values(), *(c for c in (cols["group"], cols["run"], cols["se"]) if c)]
+
+
 def versions() -> dict:
     out = {}
     for name in PACKAGES:
@@ -83,8 +88,16 @@ def read(path) -> dict:
         if _sha256(path / name) != meta.get("sha256", {}).get(name):
             raise FitError(f"{path / name} does not match its checksum: the file was truncated or "
                            f"edited after saving. Save the fit again.")
-    idata = xr.open_datatree(path / "posterior.nc").load()
-    frame = pd.read_csv(path / "data.csv", index_col="__row__")
+    try:
+        with xr.open_datatree(path / "posterior.nc") as tree:
+            idata = tree.load()
+    except (OSError, ValueError) as exc:
+        raise FitError(f"{path / 'posterior.nc'} cannot be read ({exc}); save the fit again.") from None
+    labels = [c for c in (meta["columns"].get("group"), meta["columns"].get("run")) if c]
+    # labels stay text exactly as saved ("01" is not 1, "NA" is not missing)
+    frame = pd.read_csv(path / "data.csv", index_col="__row__", keep_default_na=False,
+                        na_values={c: [""] for c in frame_columns(meta) if c not in labels},
+                        dtype={c: str for c in labels})
     frame.index.name = None
     law_text = (path / "law.toml").read_text(encoding="utf-8")
     return {"idata": idata, "frame": frame, "law_text": law_text, "meta": meta}

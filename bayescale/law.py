@@ -79,8 +79,10 @@ class Law:
         self.name = _identifier(name, "law name")
         self.title, self.citation = title, citation
         self.description, self.notes = description, notes
-        if not inputs:
-            raise LawError(f"law '{name}' declares no inputs; add an [inputs] table.")
+        if not inputs or not isinstance(inputs, dict):
+            raise LawError(f"law '{name}' needs an [inputs] table of name = \"description\".")
+        if not isinstance(parameters, dict):
+            raise LawError(f"law '{name}' needs [parameters.<name>] tables.")
         self.input_descriptions = {_identifier(k, "input name"): str(v) for k, v in inputs.items()}
         self.parameters = {
             k: _parameter(k, v, name) for k, v in (parameters or {}).items()
@@ -137,6 +139,8 @@ class Law:
             raise LawError(f"law file {path} does not exist.") from None
         except UnicodeDecodeError:
             raise LawError(f"law file {path} is not UTF-8 text.") from None
+        except OSError as exc:
+            raise LawError(f"law file {path} cannot be read: {exc.strerror}.") from None
         return cls.from_toml(text, origin=f"law file {path}")
 
     @classmethod
@@ -166,7 +170,7 @@ class Law:
             p = params[key]
             params[key] = Parameter(p.name, p.prior, mode, p.tau, p.description)
         new = object.__new__(Law)
-        new.__dict__.update(self.__dict__, parameters=params)
+        new.__dict__.update(self.__dict__, parameters=params, source_text=None)
         return new
 
     def to_toml(self) -> str:
@@ -236,8 +240,8 @@ def _parameter(name: str, spec, law: str) -> Parameter:
     if pool not in POOLS:
         raise LawError(f"{what}: pool = {pool!r}; choose one of {POOLS}.")
     tau = spec.get("tau", 0.5)
-    if not isinstance(tau, int | float) or not tau > 0:
-        raise LawError(f"{what}: tau must be a positive number, got {tau!r}.")
+    if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0 < tau < float("inf"):
+        raise LawError(f"{what}: tau must be a positive finite number, got {tau!r}.")
     prior = Prior.parse(spec["prior"], what=f"prior of {what}")
     return Parameter(name, prior, pool, float(tau), str(spec.get("description", "")))
 

@@ -19,10 +19,6 @@ def plot_fit(fit, level: float = 0.9, extend: float = 1.0, ax=None):
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib
-
-    if ax is None:
-        matplotlib.use("Agg") if matplotlib.get_backend() == "agg" else None
     import matplotlib.pyplot as plt
 
     design = fit.design
@@ -31,8 +27,8 @@ def plot_fit(fit, level: float = 0.9, extend: float = 1.0, ax=None):
     n = design.n_families
     if ax is None:
         cols = min(n, 3)
-        fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(4.5 * cols, 3.6 * ((n + cols - 1) // cols)),
-                                 squeeze=False)
+        rows = (n + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.6 * rows), squeeze=False)
         axes = axes.ravel()
     else:
         fig, axes = ax.figure, np.atleast_1d(ax)
@@ -71,7 +67,9 @@ def _ratios(design, first):
 
 
 def _on_ratio(design, first, label):
-    return np.array([_label(r) == label for r in _ratios(design, first)]) if label else np.ones(len(design.y), bool)
+    if not label:
+        return np.ones(len(design.y), bool)
+    return np.array([_label(r) == label for r in _ratios(design, first)])
 
 
 def _label(r) -> str:

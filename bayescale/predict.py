@@ -73,6 +73,8 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
     if kind not in KINDS:
         raise DataError(f"kind={kind!r}; choose 'mean' (the law) or 'new_run' (one new run).")
     levels = _levels(levels)
+    if isinstance(new, dict) and all(np.ndim(v) == 0 for v in new.values()):
+        new = {k: [v] for k, v in new.items()}
     new = pd.DataFrame(new).reset_index(drop=True)
     xmap, group = design.columns["x"], design.columns["group"]
     for col in xmap.values():

@@ -51,7 +51,7 @@ class Prior:
         return cls(kind, loc, scale)
 
     def __str__(self) -> str:
-        return f"{self.kind}({self.loc:g}, {self.scale:g})"
+        return f"{self.kind}({self.loc!r}, {self.scale!r})"
 
     def to_natural(self, z, floor=None, xp=None):
         """Map unconstrained ``z`` to the natural scale (``floor`` = min y for ``floor``)."""

@@ -59,7 +59,13 @@ def simulate(law="chinchilla", truth: dict | None = None, families: int = 3,
     if missing:
         raise LawError(f"simulate needs true values for {missing} of law '{law.name}'.")
     names = [f"f{k}" for k in range(families)]
-    per_family = {k: np.broadcast_to(np.asarray(v, dtype=float), (families,)) for k, v in truth.items()}
+    per_family = {}
+    for k, v in truth.items():
+        v = np.atleast_1d(np.asarray(v, dtype=float))
+        if v.size not in (1, families) and not (v.size > families and k in DEFAULT_TRUTH.get(law.name, {})):
+            raise LawError(f"truth['{k}'] has {v.size} values for {families} families; "
+                           f"give one value or one per family.")
+        per_family[k] = np.broadcast_to(v[:families] if v.size > 1 else v, (families,))
     rng = np.random.default_rng(seed)
     rows = []
     for k, fam in enumerate(names):

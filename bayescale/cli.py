@@ -1,0 +1,573 @@
+"""The ``bayescale`` command line.
+
+Subcommands::
+
+    bayescale demo     [--out DIR] [--chains N] [--warmup N] [--draws N] [--seed S] [--quick]
+    bayescale laws     [NAME|FILE.toml] [--json]
+    bayescale fit      DATA --law NAME|FILE.toml --y COL --x N=COL --x D=COL [--group COL] ...
+                       --out FITDIR [--json] [--quiet]
+    bayescale predict  FITDIR --at N=7e9,D=1.4e11 [--at ...] [--family F] [--kind mean|new_run]
+                       [--levels 0.5,0.9] [--csv FILE] [--json]
+
+Exit codes: 0 success; 1 the fit ran but failed its diagnostics gate (results are
+still written); 2 bad input or usage; 3 an unexpected internal error (a bug);
+130 interrupted.  Errors are one line on stderr, ``bayescale: error: <message>``;
+``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import sys
+import traceback
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+PROG = "bayescale"
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors become :class:`UsageError` (one line, no usage dump)."""
+
+    def error(self, message):
+        hint = f" (see '{self.prog} --help')"
+        raise UsageError(f"{message}{hint}")
+
+
+# ---- formatting helpers shared with bayescale.demo ------------------------------------
+def _num(value, digits: int = 4) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(value):
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+def format_summary(summary) -> str:
+    """``Fit.summary()`` as an aligned text table (``-`` in ``family``: one value for all families)."""
+    table = summary.copy()
+    table["family"] = [("-" if f is None or f != f else str(f)) for f in table["family"]]
+    table = table.rename(columns={"q5": "5%", "q95": "95%"})
+    formatters = {c: _num for c in ("mean", "sd", "5%", "95%")}
+    formatters["r_hat"] = lambda v: f"{float(v):.3f}" if v == v else "-"
+    formatters["ess_bulk"] = formatters["ess_tail"] = lambda v: "-" if v != v else f"{float(v):.0f}"
+    return table.to_string(index=False, formatters=formatters, justify="right")
+
+
+def format_verdict(fit) -> list[str]:
+    """Lines giving the diagnostics verdict and every warning of ``fit``."""
+    from .fit import GATE_KINDS
+
+    chains = fit.settings.get("chains", 0)
+    if fit.ok:
+        checks = "ESS, divergences, E-BFMI" + ("" if chains == 1 else ", R-hat")
+        note = " R-hat needs 2+ chains: not checked." if chains == 1 else ""
+        lines = [f"Diagnostics: passed ({checks}).{note}"]
+    else:
+        lines = ["Diagnostics: FAILED - do not trust this fit as it is:"]
+    lines += [f"  - {w}" for w in fit.warnings if w.kind in GATE_KINDS]
+    design = [w for w in fit.warnings if w.kind not in GATE_KINDS]
+    if design:
+        lines.append("Design notes:")
+        lines += [f"  - {w}" for w in design]
+    return lines
+
+
+def _left_table(frame) -> str:
+    """A DataFrame of text as a left-aligned table."""
+    cols = [str(c) for c in frame.columns]
+    rows = [[str(v) for v in r] for r in frame.itertuples(index=False)]
+    widths = [max(len(x) for x in [c, *(r[i] for r in rows)]) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _jsonable(value):
+    """Make ``value`` JSON-safe: NaN/inf -> None, numpy scalars -> Python, frames -> records."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        return [_jsonable(r) for r in value.to_dict(orient="records")]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def _dump(obj) -> None:
+    print(json.dumps(_jsonable(obj), indent=2))
+
+
+class _Out:
+    """Human-readable output to stdout unless ``--quiet`` or ``--json``."""
+
+    def __init__(self, args):
+        self.quiet = getattr(args, "quiet", False)
+        self.human = not self.quiet and not getattr(args, "json", False)
+
+    def __call__(self, *lines) -> None:
+        if self.human:
+            for line in lines:
+                print(line)
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+def _progress(args) -> bool:
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def _gate_failed(fit, where: str, quiet: bool = False) -> None:
+    from .fit import GATE_KINDS
+
+    kinds = ", ".join(w.kind for w in fit.warnings if w.kind in GATE_KINDS)
+    see = "rerun without --quiet for the details" if quiet else "see the diagnostics above"
+    print(f"{PROG}: DIAGNOSTICS FAILED ({kinds}): results written to {where}, but do not trust them "
+          f"as they are; {see}.", file=sys.stderr)
+
+
+# ---- argument parsing helpers -------------------------------------------------------
+def _pairs(items, what: str) -> dict:
+    """``["a=1", "b=2,c=3"]`` -> ``{"a": "1", "b": "2", "c": "3"}``."""
+    out = {}
+    for item in items or []:
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            key, sep, value = part.partition("=")
+            key, value = key.strip(), value.strip()
+            if not sep or not key or not value:
+                raise UsageError(f"{what} expects NAME=VALUE, got {part!r}.")
+            if key in out:
+                raise UsageError(f"{what} gives {key!r} twice ({out[key]!r} and {value!r}).")
+            out[key] = value
+    return out
+
+
+def _x_mapping(items):
+    """``--x`` values -> a dict input -> column, or a bare column name for one-input laws."""
+    bare = [i for i in items if "=" not in i]
+    if bare:
+        if len(items) > 1:
+            raise UsageError(f"--x {bare[0]!r} has no INPUT= part; with several --x give each as "
+                             f"INPUT=COLUMN, e.g. --x N=params --x D=tokens.")
+        return bare[0]
+    return _pairs(items, "--x")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise UsageError(f"{what} value {text!r} is not a number (write e.g. 7e9, not 7B).") from None
+    if not math.isfinite(value):
+        raise UsageError(f"{what} value {text!r} must be a finite number.")
+    return value
+
+
+def _levels(text: str) -> tuple:
+    levels = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        value = _number(part.strip(), "--levels")
+        if not 0 < value < 1:
+            raise UsageError(f"--levels value {part.strip()!r} must lie strictly between 0 and 1, "
+                             f"e.g. --levels 0.5,0.9.")
+        levels.append(value)
+    if not levels:
+        raise UsageError("--levels is empty; give e.g. --levels 0.5,0.9.")
+    return tuple(levels)
+
+
+def read_data(path) -> pd.DataFrame:
+    """Read a CSV (``.csv``, ``.tsv``, optionally compressed) or Parquet file, with clear errors."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"data file {path} does not exist.")
+    if path.is_dir():
+        raise UsageError(f"data file {path} is a directory; give a CSV or Parquet file.")
+    if path.stat().st_size == 0:
+        raise UsageError(f"data file {path} is empty.")
+    suffixes = [s.lower() for s in path.suffixes]
+    try:
+        if suffixes and suffixes[-1] in (".parquet", ".pq"):
+            try:
+                df = pd.read_parquet(path)
+            except ImportError as exc:
+                raise UsageError(f"reading Parquet needs pyarrow or fastparquet ({exc}); "
+                                 f"pip install pyarrow, or save {path.name} as CSV.") from None
+            except Exception as exc:  # noqa: BLE001 - any parse failure is the file's fault
+                raise UsageError(f"data file {path} is not a readable Parquet file ({exc}).") from None
+        else:
+            sep = "\t" if ".tsv" in suffixes else ","
+            df = pd.read_csv(path, sep=sep, encoding="utf-8")
+    except PermissionError:
+        raise UsageError(f"data file {path} cannot be read (permission denied).") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"data file {path} is not UTF-8 text; re-save it as UTF-8 CSV.") from None
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"data file {path} is empty (no header, no rows).") from None
+    except pd.errors.ParserError as exc:
+        raise UsageError(f"data file {path} is not valid CSV: {str(exc).strip()}") from None
+    except OSError as exc:
+        raise UsageError(f"data file {path} cannot be read ({exc}).") from None
+    if len(df) == 0:
+        raise UsageError(f"data file {path} has a header but no rows.")
+    return df
+
+
+# ---- subcommands ------------------------------------------------------------------------
+def cmd_demo(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # the demo only writes a PNG; never open a window
+    from .demo import run_demo
+    from .fit import GATE_KINDS
+
+    quick = {"chains": 2, "warmup": 300, "draws": 300} if args.quick else {}
+    settings = {k: getattr(args, k) if getattr(args, k) is not None else quick.get(k, default)
+                for k, default in (("chains", 4), ("warmup", 1000), ("draws", 1000))}
+    out = _Out(args)
+    result = run_demo(args.out, seed=args.seed, echo=out, progress=_progress(args), **settings)
+    if args.json:
+        _dump({k: v for k, v in result.items() if k != "forecast"} | {"forecast": result["forecast"]})
+    if not result["ok"]:
+        kinds = ", ".join(w.split("]")[0].lstrip("[") for w in result["warnings"]
+                          if w.split("]")[0].lstrip("[") in GATE_KINDS)
+        print(f"{PROG}: DIAGNOSTICS FAILED ({kinds}): the demo fit did not pass its diagnostics gate "
+              f"(see its warnings).", file=sys.stderr)
+        return EXIT_GATE
+    return EXIT_OK
+
+
+def _law_details(law) -> dict:
+    return {
+        "name": law.name, "title": law.title, "formula": law.formula.text,
+        "inputs": dict(law.input_descriptions),
+        "parameters": {p.name: {"prior": str(p.prior), "pool": p.pool, "tau": p.tau,
+                                "description": p.description} for p in law.parameters.values()},
+        "report": {k: f.text for k, f in law.report.items()},
+        "citation": law.citation, "description": law.description, "notes": law.notes,
+    }
+
+
+def cmd_laws(args) -> int:
+    from .law import laws, resolve
+
+    if args.name is None:
+        table = laws()
+        if args.json:
+            _dump(table)
+        elif not args.quiet:
+            print(_left_table(table[["name", "title", "inputs", "formula"]]))
+            print(f"\nShow one law with '{PROG} laws NAME' (e.g. {PROG} laws {table['name'].iloc[0]}).")
+        return EXIT_OK
+    details = _law_details(resolve(args.name))
+    if args.json:
+        _dump(details)
+        return EXIT_OK
+    if args.quiet:
+        return EXIT_OK
+    d = details
+    print(f"{d['name']}: {d['title']}" if d["title"] else d["name"])
+    print(f"\n  y = {d['formula']}\n")
+    print("Inputs (each divided by its reference <input>_ref, the geometric mean of the data):")
+    width = max(map(len, d["inputs"]))
+    for k, v in d["inputs"].items():
+        print(f"  {k:<{width}}  {v}")
+    print("\nParameters:")
+    rows = [(k, v["prior"], v["pool"], v["description"]) for k, v in d["parameters"].items()]
+    widths = [max(len(r[i]) for r in rows + [("name", "prior", "pool", "")]) for i in range(3)]
+    print(f"  {'name':<{widths[0]}}  {'prior':<{widths[1]}}  {'pool':<{widths[2]}}  description")
+    for r in rows:
+        print(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}")
+    if d["report"]:
+        print("\nReported on the paper's scale:")
+        for k, v in d["report"].items():
+            print(f"  {k} = {v}")
+    for key in ("description", "notes", "citation"):
+        if d[key]:
+            print(f"\n{key.capitalize()}: {d[key]}")
+    return EXIT_OK
+
+
+def cmd_fit(args) -> int:
+    from .errors import BayescaleWarning
+    from .fit import fit as run_fit
+
+    out = _Out(args)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a directory; give a folder for the fit.")
+    df = read_data(args.data)
+    x = _x_mapping(args.x)
+    pool = _pairs(args.pool, "--pool") or None
+    parameterization = args.parameterization.replace("centered", "centred")
+    out(f"Fitting law {args.law} to {len(df)} rows of {args.data} "
+        f"({args.chains} chain(s) x {args.draws} draws after {args.warmup} warmup) ...")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BayescaleWarning)  # reported below, once
+        result = run_fit(
+            df, law=args.law, y=args.y, x=x, group=args.group, run=args.run, se=args.se, pool=pool,
+            likelihood=args.likelihood, chains=args.chains, warmup=args.warmup, draws=args.draws,
+            seed=args.seed, device=args.device, parameterization=parameterization,
+            progress=_progress(args), min_rows_per_family=args.min_rows_per_family)
+    try:
+        where = result.save(args.out)
+    except OSError as exc:
+        raise UsageError(f"cannot save the fit to {args.out} ({exc}).") from None
+    if args.json:
+        _dump({"ok": result.ok, "out": str(where), "law": result.law.name,
+               "families": list(result.design.families), "rows": int(len(result.design.y)),
+               "settings": result.settings,
+               "warnings": [{"kind": w.kind, "message": w.message} for w in result.warnings],
+               "summary": result.summary()})
+    else:
+        out(f"Fitted in {result.settings['seconds']:.1f} s; saved to {where}.", "",
+            format_summary(result.summary()), "", *format_verdict(result))
+    if not result.ok:
+        _gate_failed(result, str(where), quiet=args.quiet)
+        return EXIT_GATE
+    return EXIT_OK
+
+
+def _at_rows(items, law) -> list[dict]:
+    """Parse ``--at`` values into dicts law input -> float."""
+    rows = []
+    for item in items:
+        if "=" not in item and len(law.inputs) == 1:
+            pairs = {law.inputs[0]: item.strip()}
+        else:
+            pairs = _pairs([item], "--at")
+        unknown = [k for k in pairs if k not in law.inputs]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], law.inputs, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise UsageError(f"--at names {unknown[0]!r}, which is not an input of law '{law.name}'.{hint} "
+                             f"Its inputs are {', '.join(law.inputs)}.")
+        missing = [k for k in law.inputs if k not in pairs]
+        if missing:
+            example = ",".join(f"{k}=<value>" for k in law.inputs)
+            raise UsageError(f"--at {item!r} lacks input(s) {', '.join(missing)} of law '{law.name}'; "
+                             f"give e.g. --at {example}.")
+        row = {}
+        for k, text in pairs.items():
+            value = _number(text, f"--at {k}")
+            if value <= 0:
+                raise UsageError(f"--at {k} value {text!r} must be > 0.")
+            row[k] = value
+        rows.append(row)
+    return rows
+
+
+def cmd_predict(args) -> int:
+    import pandas as pd
+
+    from .errors import ExtrapolationWarning
+    from .fit import load
+
+    out = _Out(args)
+    levels = _levels(args.levels)
+    fit = load(args.fitdir)
+    rows = _at_rows(args.at, fit.law)
+    xmap, group = fit.design.columns["x"], fit.design.columns["group"]
+    new = pd.DataFrame([{xmap[k]: v for k, v in r.items()} for r in rows])
+    if args.family is not None:
+        if group is None:
+            raise UsageError(f"--family {args.family!r}: this fit has no group column (it was fitted "
+                             f"without --group), so there are no families to choose from.")
+        if args.family not in fit.design.families:
+            close = difflib.get_close_matches(args.family, fit.design.families, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            out.warn(f"family {args.family!r} is not in the fit{hint}; forecasting it as a new family "
+                     f"from the population. Fitted families: {', '.join(fit.design.families)}.")
+        new[group] = args.family
+    if not fit.ok:
+        out.warn("this fit failed its diagnostics gate; the forecasts may be unreliable.")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExtrapolationWarning)
+        pred = fit.predict(new, kind=args.kind, levels=levels, seed=args.seed)
+    for w in caught:
+        if issubclass(w.category, ExtrapolationWarning):
+            out.warn(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if args.csv:
+        try:
+            pred.to_csv(args.csv, index=False)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.csv} ({exc}).") from None
+    if args.json:
+        _dump(pred)
+    else:
+        formatters = {c: _num for c in pred.columns
+                      if c in ("mean", "median") or c[:2] in ("lo", "hi") or c.startswith("extrap_")}
+        formatters |= {c: "{:.4g}".format for c in xmap.values()}
+        out(f"Forecasts of law {fit.law.name} ({'one new run' if args.kind == 'new_run' else 'the law'}"
+            f", {', '.join(f'{100 * v:g}%' for v in levels)} bands):",
+            pred.to_string(index=False, formatters=formatters))
+        if args.csv:
+            out(f"Written to {args.csv}.")
+    return EXIT_OK
+
+
+# ---- parser -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
+    common.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                        help="print nothing but errors (and the DIAGNOSTICS FAILED line)")
+
+    parser = _Parser(prog=PROG, description="Hierarchical Bayesian scaling laws with honest uncertainty.",
+                     epilog="Exit codes: 0 success, 1 fit failed its diagnostics gate (results written), "
+                            "2 bad input or usage, 3 internal error.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("demo", parents=[common], help="fit a simulated ladder and forecast a held-out model",
+                       description="Simulate a 3-family Chinchilla ladder, hold out each family's largest "
+                                   "model, fit the rest, and check the forecasts against the truth.")
+    p.add_argument("--out", default="bayescale-demo",
+                   help="folder for demo_fit.png (default ./bayescale-demo)")
+    p.add_argument("--chains", type=_positive_int, default=None, help="NUTS chains (default 4)")
+    p.add_argument("--warmup", type=_positive_int, default=None, help="warmup steps per chain (default 1000)")
+    p.add_argument("--draws", type=_positive_int, default=None, help="draws per chain (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="simulation and sampler seed (default 0)")
+    p.add_argument("--quick", action="store_true", help="smoke test: 2 chains x 300 warmup + 300 draws")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("laws", parents=[common], help="list the law catalogue or show one law",
+                       description="List the catalogue of scaling laws, or show one in full.")
+    p.add_argument("name", nargs="?", metavar="NAME", help="a catalogue name or a .toml law file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_laws)
+
+    p = sub.add_parser("fit", parents=[common], help="fit a law to a CSV or Parquet file",
+                       description="Fit a hierarchical scaling law by NUTS, save it and print its summary.")
+    p.add_argument("data", metavar="DATA", help="CSV or Parquet file, one row per observation")
+    p.add_argument("--law", required=True, help="catalogue name (see 'bayescale laws') or a .toml file")
+    p.add_argument("--y", required=True, metavar="COL", help="outcome column (e.g. loss)")
+    p.add_argument("--x", required=True, action="append", metavar="INPUT=COL",
+                   help="law input -> column, repeated (e.g. --x N=params --x D=tokens); "
+                        "for a one-input law just --x COL")
+    p.add_argument("--group", metavar="COL", help="family column (corpus, architecture, ...)")
+    p.add_argument("--run", metavar="COL", help="run/seed column (each run gets its own offset)")
+    p.add_argument("--se", metavar="COL", help="column of known standard errors of y")
+    p.add_argument("--pool", action="extend", nargs="+", metavar="PARAM=MODE",
+                   help="override pooling: shared, partial or none (e.g. --pool alpha=partial)")
+    p.add_argument("--likelihood", choices=("normal", "student_t"), default="normal")
+    p.add_argument("--chains", type=_positive_int, default=4)
+    p.add_argument("--warmup", type=_positive_int, default=1000)
+    p.add_argument("--draws", type=_positive_int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "gpu"), default=None, help="where to sample (default cpu)")
+    p.add_argument("--parameterization", default="auto",
+                   choices=("auto", "centred", "noncentred", "centered", "noncentered"))
+    p.add_argument("--min-rows-per-family", type=_positive_int, default=2, metavar="N",
+                   help="families with fewer rows are an error (default 2)")
+    p.add_argument("--out", required=True, metavar="FITDIR", help="directory to save the fit in")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("predict", parents=[common], help="forecast from a saved fit",
+                       description="Forecast the outcome at new input values from a fit saved by "
+                                   "'bayescale fit'.")
+    p.add_argument("fitdir", metavar="FITDIR", help="directory written by 'bayescale fit --out'")
+    p.add_argument("--at", required=True, action="append", metavar="N=7e9,D=1.4e11",
+                   help="input values by LAW INPUT name, repeated for several points")
+    p.add_argument("--family", help="family to forecast (a new name: forecast from the population); "
+                                    "default: every fitted family")
+    p.add_argument("--kind", choices=("mean", "new_run"), default="mean",
+                   help="mean: the law's curve; new_run: where one new run lands")
+    p.add_argument("--levels", default="0.5,0.9", help="central credible levels (default 0.5,0.9)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the forecast draws")
+    p.add_argument("--csv", metavar="FILE", help="also write the forecasts to a CSV file")
+    p.add_argument("--json", action="store_true", help="print the forecasts as JSON records")
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help and --version
+            return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+        debug = args.debug
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            raise UsageError("choose a command: demo, laws, fit or predict.")
+        return args.func(args)
+    except UsageError as exc:
+        return _fail(exc, debug, EXIT_USAGE)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
+        from .errors import BayescaleError
+
+        if isinstance(exc, BayescaleError):
+            return _fail(exc, debug, EXIT_USAGE)
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        if not debug:
+            message += " (rerun with --debug for the traceback, and please report it)"
+        return _fail(message, debug, EXIT_INTERNAL)
+
+
+def _fail(exc, debug: bool, code: int) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Wall time of the reference fits, median of several runs, side by side in one process.
+
+    python benchmarks/bench_fit.py [--repeats 3] [--device cpu|gpu] [--out benchmarks/results.json]
+
+Each case is fitted ``repeats`` times with the same settings (4 chains x 1000 warmup
++ 1000 draws); the first run of each includes compilation unless the persistent
+cache already holds it, so both the first and the median are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+import warnings
+
+import bayescale as bs
+
+X = {"N": "params", "D": "tokens"}
+
+
+def cases():
+    yield "simulated 3-family ladder (chinchilla, run effects)", lambda: (
+        bs.datasets.simulate("chinchilla", seed=1),
+        dict(law="chinchilla", y="loss", x=X, group="family", run="run"))
+    yield "chinchilla_epoch, 240 runs, ungrouped", lambda: (
+        bs.datasets.load("chinchilla_epoch", drop_highest_loss=5),
+        dict(law="chinchilla", y="loss", x=X))
+    yield "gadre_overtrain, 5 runs x 3 corpora (chinchilla_shared)", lambda: (
+        (lambda d: d[d["gadre_fit_split"]])(bs.datasets.load("gadre_overtrain")),
+        dict(law="chinchilla_shared", y="loss", x=X, group="dataset"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    import jax
+
+    results = {"machine": platform.platform(), "processor": platform.processor(),
+               "devices": [str(d) for d in jax.devices()], "versions": bs.io.versions(), "cases": []}
+    for name, make in cases():
+        try:
+            df, kwargs = make()
+        except bs.DataError as exc:
+            print(f"skip {name}: {exc}")
+            continue
+        times, fit = [], None
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            fit = bs.fit(df, device=args.device, progress=False, seed=0, **kwargs)
+            times.append(time.perf_counter() - start)
+        stats = fit.idata.sample_stats
+        row = {"case": name, "seconds": [round(t, 1) for t in times],
+               "median_s": round(statistics.median(times), 1), "ok": fit.ok,
+               "divergences": int(stats["diverging"].sum()),
+               "steps_per_draw": round(float(stats["n_steps"].mean()), 1),
+               "centring": fit.settings["centring"]}
+        results["cases"].append(row)
+        print(json.dumps(row), flush=True)
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(results, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""The ``bayescale`` command line: subcommands, JSON output, error messages and exit codes.
+
+Everything runs ``bayescale.cli.main`` in-process (it returns the exit code),
+except one subprocess test of the installed ``bayescale`` entry point.  Fits
+are tiny (one chain, a 15-row one-family ladder), so their diagnostics gate
+fails on ESS by design: that is exit code 1 with the fit still written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import bayescale as bs
+from bayescale import cli
+from bayescale.cli import UsageError, main, read_data
+
+TINY = ["--chains", "1", "--warmup", "150", "--draws", "150", "--seed", "0"]
+
+
+def run(argv) -> tuple[int, str, str]:
+    """``main(argv)`` with stdout and stderr captured."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+def error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("bayescale: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def power_csv(tmp_path_factory) -> Path:
+    df = bs.datasets.simulate("power", families=1, seeds=1, sizes=(1e7, 1e8, 1e9), seed=0)
+    path = tmp_path_factory.mktemp("data") / "power.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(power_csv, tmp_path_factory):
+    """One tiny fit shared by the predict tests: (exit code, fit dir, stdout, stderr)."""
+    out = tmp_path_factory.mktemp("fit") / "power-fit"
+    code, stdout, stderr = run(["fit", power_csv, "--law", "power", "--y", "loss", "--x", "x",
+                                *TINY, "--out", out])
+    return code, out, stdout, stderr
+
+
+def fit_args(data, out, *extra):
+    return ["fit", data, "--law", "power", "--y", "loss", "--x", "x", *TINY, "--out", out, *extra]
+
+
+# ---- laws --------------------------------------------------------------------------------
+def test_laws_lists_the_catalogue():
+    code, out, _ = run(["laws"])
+    assert code == 0
+    assert "chinchilla" in out and "power" in out
+    assert "E + a * N**(-alpha) + b * D**(-beta)" in out
+
+
+def test_laws_one_law_json_has_formula_and_parameters():
+    code, out, _ = run(["laws", "chinchilla", "--json"])
+    assert code == 0
+    law = json.loads(out)
+    assert law["name"] == "chinchilla"
+    assert law["formula"] == "E + a * N**(-alpha) + b * D**(-beta)"
+    assert set(law["inputs"]) == {"N", "D"}
+    assert law["parameters"]["alpha"]["pool"] == "shared"
+    assert law["parameters"]["E"]["prior"].startswith("floor(")
+    assert set(law["report"]) == {"A", "B"}
+    assert "Hoffmann" in law["citation"]
+
+
+def test_laws_one_law_text_and_catalogue_json():
+    code, out, _ = run(["laws", "power"])
+    assert code == 0
+    for text in ("y = E + a * x**(-alpha)", "Parameters:", "alpha", "A = a * x_ref**alpha", "Citation:"):
+        assert text in out
+    code, out, _ = run(["laws", "--json"])
+    assert code == 0
+    assert "chinchilla" in [row["name"] for row in json.loads(out)]
+
+
+def test_laws_reads_a_toml_file(tmp_path):
+    spec = tmp_path / "mylaw.toml"
+    spec.write_text(bs.Law.named("power").to_toml().replace('name = "power"', 'name = "mylaw"'))
+    code, out, _ = run(["laws", spec, "--json"])
+    assert code == 0 and json.loads(out)["name"] == "mylaw"
+    code, _, err = run(["laws", tmp_path / "missing.toml"])
+    assert code == 2 and "does not exist" in error_line(err)
+
+
+def test_unknown_law_suggests_the_closest():
+    code, out, err = run(["laws", "chinchila"])
+    assert code == 2 and out == ""
+    assert "unknown law 'chinchila'" in error_line(err)
+    assert "Did you mean 'chinchilla'?" in error_line(err)
+
+
+def test_installed_entry_point_lists_laws():
+    exe = shutil.which("bayescale", path=str(Path(sys.executable).parent)) or shutil.which("bayescale")
+    if exe is None:
+        pytest.skip("the bayescale console script is not installed (pip install -e .)")
+    done = subprocess.run([exe, "laws"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "chinchilla" in done.stdout and "power" in done.stdout
+
+
+# ---- usage and input errors (all raised before any sampling) -------------------------------
+def test_no_command_and_bad_flags_are_usage_errors():
+    code, _, err = run([])
+    assert code == 2 and "choose a command" in error_line(err)
+    code, _, err = run(["fit", "data.csv"])
+    assert code == 2 and "required" in error_line(err)
+    code, _, err = run(["fit", "data.csv", "--law", "power", "--y", "loss", "--x", "x", "--out", "o",
+                        "--chains", "two"])
+    assert code == 2 and "'two' is not a whole number" in error_line(err)
+    assert run(["--help"])[0] == 0
+
+
+def test_missing_data_file(tmp_path):
+    missing = tmp_path / "nope.csv"
+    code, _, err = run(fit_args(missing, tmp_path / "fit"))
+    assert code == 2
+    assert f"data file {missing} does not exist" in error_line(err)
+    assert "Traceback" not in err
+    assert not (tmp_path / "fit").exists()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "is empty"),
+    (b"x,loss\n", "has a header but no rows"),
+    ("x,loss\n1e7,2.5\n1e8,caf\xe9\n".encode("latin-1"), "is not UTF-8"),
+])
+def test_unreadable_data_files(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    code, _, err = run(fit_args(path, tmp_path / "fit"))
+    assert code == 2
+    assert message in error_line(err)
+
+
+def test_read_data_parquet_and_corrupt_parquet(power_csv, tmp_path):
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    path = tmp_path / "power.parquet"
+    pd.read_csv(power_csv).to_parquet(path)
+    assert read_data(path).shape == (15, 5)
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet at all")
+    with pytest.raises(UsageError, match="not a readable Parquet file"):
+        read_data(bad)
+
+
+def test_internal_errors_exit_3(monkeypatch):
+    def boom(args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "cmd_laws", boom)
+    code, _, err = run(["laws"])
+    assert code == 3
+    assert "internal error: RuntimeError: boom" in error_line(err) and "Traceback" not in err
+
+
+def test_misspelled_column_suggests_the_right_one(power_csv, tmp_path):
+    args = ["fit", power_csv, "--law", "power", "--y", "los", "--x", "x", *TINY, "--out", tmp_path / "f"]
+    code, _, err = run(args)
+    assert code == 2
+    line = error_line(err)
+    assert "column 'los' is not in the data" in line and "Did you mean 'loss'?" in line
+
+
+def test_unknown_law_in_fit(power_csv, tmp_path):
+    args = ["fit", power_csv, "--law", "powr", "--y", "loss", "--x", "x", "--out", tmp_path / "f"]
+    code, _, err = run(args)
+    assert code == 2
+    assert "Did you mean 'power'?" in error_line(err)
+
+
+def test_x_mapping_errors(power_csv, tmp_path):
+    base = ["fit", power_csv, "--law", "power", "--y", "loss", "--out", tmp_path / "f"]
+    code, _, err = run([*base, "--x", "N=x"])
+    assert code == 2 and "not inputs of law 'power'" in error_line(err)
+    code, _, err = run([*base, "--x", "x", "--x", "x=x"])
+    assert code == 2 and "INPUT=COLUMN" in error_line(err)
+    code, _, err = run([*base, "--x", "x", "--pool", "alpha=sometimes"])
+    assert code == 2 and "alpha" in error_line(err)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    code, _, err = run(["--debug", "fit", tmp_path / "nope.csv", "--law", "power", "--y", "loss",
+                        "--x", "x", "--out", tmp_path / "f"])
+    assert code == 2
+    assert "Traceback" in err and "does not exist" in error_line(err)
+
+
+# ---- fit and predict ---------------------------------------------------------------------
+def test_fit_writes_the_fit_and_prints_the_verdict(fitted):
+    code, out, stdout, stderr = fitted
+    assert code in (0, 1), stderr
+    assert (out / "fit.json").is_file() and (out / "posterior.nc").is_file()
+    assert "alpha" in stdout and "ess_bulk" in stdout
+    assert "Diagnostics: passed" in stdout or "Diagnostics: FAILED" in stdout
+    if code == 1:
+        assert "DIAGNOSTICS FAILED" in stderr
+    assert bs.load(out).law.name == "power"
+
+
+def test_predict_json_bands_are_finite_and_ordered(fitted, tmp_path):
+    _, out, _, _ = fitted
+    csv = tmp_path / "pred.csv"
+    code, stdout, err = run(["predict", out, "--at", "x=1e12", "--at", "3e9", "--json", "--csv", csv])
+    assert code == 0, err
+    rows = json.loads(stdout)
+    assert len(rows) == 2
+    assert [r["x"] for r in rows] == [1e12, 3e9]
+    for r in rows:
+        values = [r[k] for k in ("lo90", "lo50", "median", "hi50", "hi90")]
+        assert all(isinstance(v, float) and math.isfinite(v) for v in values)
+        assert r["lo90"] <= r["lo50"] <= r["median"] <= r["hi50"] <= r["hi90"]
+    assert csv.read_text().startswith("x,family,mean,median")
+
+
+def test_predict_new_run_and_levels(fitted):
+    _, out, _, _ = fitted
+    code, stdout, _ = run(["predict", out, "--at", "x=1e10", "--kind", "new_run", "--levels", "0.8",
+                           "--json"])
+    assert code == 0
+    (row,) = json.loads(stdout)
+    assert row["lo80"] <= row["median"] <= row["hi80"] and "lo90" not in row
+    code, stdout, _ = run(["predict", out, "--at", "x=1e10"])
+    assert code == 0 and "median" in stdout and "hi90" in stdout
+
+
+@pytest.mark.parametrize(("at", "message"), [
+    ("x=abc", "--at x value 'abc' is not a number"),
+    ("x=7B", "--at x value '7B' is not a number"),
+    ("x=-5", "must be > 0"),
+    ("N=1e9", "'N', which is not an input of law 'power'"),
+    ("x=", "expects NAME=VALUE"),
+])
+def test_predict_bad_at_values(fitted, at, message):
+    _, out, _, _ = fitted
+    code, stdout, err = run(["predict", out, "--at", at, "--json"])
+    assert code == 2 and stdout == ""
+    assert message in error_line(err)
+
+
+def test_predict_bad_fit_dir_and_family(fitted, tmp_path):
+    code, _, err = run(["predict", tmp_path / "nofit", "--at", "x=1e9"])
+    assert code == 2 and "is not a fit directory" in error_line(err)
+    code, _, err = run(["predict", fitted[1], "--at", "x=1e9", "--family", "f1"])
+    assert code == 2 and "no group column" in error_line(err)
+    code, _, err = run(["predict", fitted[1], "--at", "x=1e9", "--levels", "0.5,90"])
+    assert code == 2 and "strictly between 0 and 1" in error_line(err)
+
+
+def test_gate_failure_exits_1_and_keeps_the_fit(power_csv, tmp_path):
+    out = tmp_path / "gate-fit"
+    args = ["fit", power_csv, "--law", "power", "--y", "loss", "--x", "x", "--chains", "1",
+            "--warmup", "150", "--draws", "20", "--out", out, "--json"]
+    code, stdout, err = run(args)
+    assert code == 1
+    assert "DIAGNOSTICS FAILED" in err
+    assert (out / "fit.json").is_file()
+    result = json.loads(stdout)
+    assert result["ok"] is False
+    assert {"ess_bulk", "ess_tail"} & {w["kind"] for w in result["warnings"]}
+    assert {r["parameter"] for r in result["summary"]} >= {"E", "a", "alpha", "A", "sigma"}
+
+
+# ---- demo --------------------------------------------------------------------------------
+def test_demo_writes_png_and_coverage(tmp_path):
+    from bayescale.demo import run_demo
+
+    lines = []
+    result = run_demo(tmp_path, chains=2, warmup=300, draws=300, echo=lines.append, progress=False)
+    png = Path(result["png"])
+    assert png == tmp_path / "demo_fit.png" and png.stat().st_size > 10_000
+    assert 0.0 <= result["coverage90"] <= 1.0
+    assert result["n_heldout"] == 30
+    assert isinstance(result["ok"], bool) and result["seconds"] > 0
+    text = "\n".join(lines)
+    assert "Diagnostics:" in text and "Coverage:" in text
