@@ -80,7 +80,8 @@ class Law:
         self.title, self.citation = title, citation
         self.description, self.notes = description, notes
         if not inputs or not isinstance(inputs, dict):
-            raise LawError(f"law '{name}' needs an [inputs] table of name = \"description\".")
+            raise LawError(f"law '{name}' declares no inputs; add an [inputs] table "
+                           f"of name = \"description\".")
         if not isinstance(parameters, dict):
             raise LawError(f"law '{name}' needs [parameters.<name>] tables.")
         self.input_descriptions = {_identifier(k, "input name"): str(v) for k, v in inputs.items()}
@@ -241,7 +242,7 @@ def _parameter(name: str, spec, law: str) -> Parameter:
         raise LawError(f"{what}: pool = {pool!r}; choose one of {POOLS}.")
     tau = spec.get("tau", 0.5)
     if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0 < tau < float("inf"):
-        raise LawError(f"{what}: tau must be a positive finite number, got {tau!r}.")
+        raise LawError(f"{what}: tau must be a positive number (and finite), got {tau!r}.")
     prior = Prior.parse(spec["prior"], what=f"prior of {what}")
     return Parameter(name, prior, pool, float(tau), str(spec.get("description", "")))
 

@@ -294,11 +294,6 @@ def test_nullable_dtypes():
     assert prepare(ok, POWER, "loss", "x", group="family").families == ["a", "b"]
 
 
-@pytest.mark.xfail(
-    reason="bug: data._rows formats each value with !r, which under NumPy 2 prints 'np.float64(-1.5)' "
-           "instead of '-1.5' in every bad-row message",
-    strict=True,
-)
 def test_bad_value_is_shown_plainly():
     df = ladder()
     df.loc[5, "loss"] = -1.5
@@ -306,12 +301,6 @@ def test_bad_value_is_shown_plainly():
     assert "row 5 (-1.5)" in msg
 
 
-@pytest.mark.xfail(
-    reason="bug: data._rows formats each bad row with frame.at[label, col]; with a non-unique index "
-           "(e.g. after pd.concat without ignore_index) that is a whole Series, so the message prints "
-           "a Series repr ('Name: loss, dtype: float64') instead of the value",
-    strict=True,
-)
 def test_message_with_duplicate_index_labels():
     df = pd.concat([ladder(), ladder()])
     df.iloc[7, df.columns.get_loc("loss")] = np.nan

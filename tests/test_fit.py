@@ -66,7 +66,8 @@ def test_simulated_forecast_band_contains_heldout_truth(simulated):
     pred = fit.predict(new, kind="new_run", levels=(0.9,))
     for _, row in pred.iterrows():
         f = row["family"]
-        true = truth["E"][f] + truth["a"][f] * 2e9 ** -truth["alpha"][f] + truth["b"][f] * 4e10 ** -truth["beta"][f]
+        true = (truth["E"][f] + truth["a"][f] * 2e9 ** -truth["alpha"][f]
+                + truth["b"][f] * 4e10 ** -truth["beta"][f])
         assert row["lo90"] <= true <= row["hi90"], (f, true, row["lo90"], row["hi90"])
 
 

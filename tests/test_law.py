@@ -159,11 +159,6 @@ def test_to_toml_round_trips(name):
     assert back.to_toml() == law.to_toml()
 
 
-@pytest.mark.xfail(
-    reason="bug: Law.to_toml writes priors with Prior.__str__, which formats loc/scale with '%g' "
-           "(6 significant digits): lognormal(log(0.3), 0.5) comes back as lognormal(-1.20397, 0.5)",
-    strict=True,
-)
 @pytest.mark.parametrize("name", CATALOGUE)
 def test_to_toml_round_trips_priors_exactly(name):
     law = Law.named(name)
@@ -302,11 +297,6 @@ def test_bad_tau(value):
             "parameter 'a' of law 'mine': tau must be a positive number")
 
 
-@pytest.mark.xfail(
-    reason="bug: law._parameter checks tau with isinstance(tau, int | float) and tau > 0, so TOML "
-           "'inf' and booleans (true == 1) are accepted as tau",
-    strict=True,
-)
 @pytest.mark.parametrize("value", ["inf", "true"])
 def test_tau_infinite_or_boolean_is_rejected(value):
     _raises(spec({"tau = 0.3": f"tau = {value}"}), "tau must be a positive number")
@@ -379,21 +369,11 @@ def test_law_file_errors_name_the_file(tmp_path):
     assert f"law file {path}" in str(info.value)
 
 
-@pytest.mark.xfail(
-    reason="bug: Law.__init__ calls .items() on inputs/parameters without checking they are tables, "
-           "so 'inputs = [\"x\"]' raises AttributeError instead of LawError",
-    raises=AttributeError, strict=True,
-)
 def test_inputs_written_as_a_list():
     _raises(spec({'[inputs]\nx = "steps"\n': ""}).replace('formula =', 'inputs = ["x"]\nformula ='),
             "inputs")
 
 
-@pytest.mark.xfail(
-    reason="bug: Law.from_file catches only FileNotFoundError/UnicodeDecodeError; a directory path "
-           "raises IsADirectoryError instead of LawError",
-    raises=IsADirectoryError, strict=True,
-)
 def test_law_file_that_is_a_directory(tmp_path):
     path = tmp_path / "dir.toml"
     path.mkdir()
