@@ -25,6 +25,7 @@ import xarray as xr
 from .errors import FitError
 
 FORMAT = 1
+ENGINE = "netcdf4"  # declared dependency; the same engine writes and reads
 FILES = ("posterior.nc", "data.csv", "law.toml")
 PACKAGES = ("bayescale", "numpyro", "jax", "arviz-base", "arviz-stats", "xarray", "pandas")
 
@@ -52,7 +53,7 @@ def save(fit, path) -> Path:
     """Write ``fit`` to the directory ``path`` (created; existing files replaced)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    fit.idata.to_netcdf(path / "posterior.nc")
+    fit.idata.to_netcdf(path / "posterior.nc", engine=ENGINE)
     fit.design.frame.to_csv(path / "data.csv", index_label="__row__")
     (path / "law.toml").write_text(fit.law.to_toml(), encoding="utf-8")
     meta = {
@@ -89,7 +90,7 @@ def read(path) -> dict:
             raise FitError(f"{path / name} does not match its checksum: the file was truncated or "
                            f"edited after saving. Save the fit again.")
     try:
-        with xr.open_datatree(path / "posterior.nc") as tree:
+        with xr.open_datatree(path / "posterior.nc", engine=ENGINE) as tree:
             idata = tree.load()
     except (OSError, ValueError) as exc:
         raise FitError(f"{path / 'posterior.nc'} cannot be read ({exc}); save the fit again.") from None
