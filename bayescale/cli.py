@@ -8,6 +8,7 @@ Subcommands::
                        --out FITDIR [--json] [--quiet]
     bayescale predict  FITDIR --at N=7e9,D=1.4e11 [--at ...] [--family F] [--kind mean|new_run]
                        [--levels 0.5,0.9] [--csv FILE] [--json]
+    bayescale report   FITDIR [--out report.html] [--at N=7e9,D=1.4e11 ...] [--family F] ...
 
 Exit codes: 0 success; 1 the fit ran but failed its diagnostics gate (results are
 still written); 2 bad input or usage; 3 an unexpected internal error (a bug);
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 PROG = "bayescale"
+MAX_BYTES = 500_000_000  # default --max-bytes: larger data files are refused before reading
 
 
 class UsageError(Exception):
@@ -216,8 +218,33 @@ def _levels(text: str) -> tuple:
     return tuple(levels)
 
 
-def read_data(path) -> pd.DataFrame:
-    """Read a CSV (``.csv``, ``.tsv``, optionally compressed) or Parquet file, with clear errors."""
+def _byte_size(text: str) -> int:
+    """``--max-bytes`` value: a whole number of bytes, optionally with a k/M/G suffix (powers of 1000)."""
+    units = {"k": 10**3, "m": 10**6, "g": 10**9}
+    raw = text.strip().lower().removesuffix("b")
+    scale = units.get(raw[-1:], 1)
+    number = raw[:-1] if raw[-1:] in units else raw
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size in bytes (e.g. 500M)") from None
+    if not math.isfinite(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1 byte")
+    return int(value * scale)
+
+
+def _human_bytes(n: int) -> str:
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def read_data(path, max_bytes: int | None = None) -> pd.DataFrame:
+    """Read a CSV (``.csv``, ``.tsv``, optionally compressed) or Parquet file, with clear errors.
+
+    A file larger than ``max_bytes`` is refused from its size alone, before any of it is read.
+    """
     import pandas as pd
 
     path = Path(path)
@@ -225,8 +252,13 @@ def read_data(path) -> pd.DataFrame:
         raise UsageError(f"data file {path} does not exist.")
     if path.is_dir():
         raise UsageError(f"data file {path} is a directory; give a CSV or Parquet file.")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise UsageError(f"data file {path} is empty.")
+    if max_bytes is not None and size > max_bytes:
+        raise UsageError(f"data file {path} is {_human_bytes(size)}, over the limit of "
+                         f"{_human_bytes(max_bytes)} ({max_bytes} bytes); a ladder of runs is far "
+                         f"smaller. Check the file, or raise the limit with --max-bytes.")
     suffixes = [s.lower() for s in path.suffixes]
     try:
         if suffixes and suffixes[-1] in (".parquet", ".pq"):
@@ -332,12 +364,13 @@ def cmd_laws(args) -> int:
 
 def cmd_fit(args) -> int:
     from .errors import BayescaleWarning
+    from .fit import GATE_KINDS
     from .fit import fit as run_fit
 
     out = _Out(args)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out {args.out} exists and is not a directory; give a folder for the fit.")
-    df = read_data(args.data)
+    df = read_data(args.data, max_bytes=args.max_bytes)
     x = _x_mapping(args.x)
     pool = _pairs(args.pool, "--pool") or None
     parameterization = args.parameterization.replace("centered", "centred")
@@ -349,11 +382,15 @@ def cmd_fit(args) -> int:
             df, law=args.law, y=args.y, x=x, group=args.group, run=args.run, se=args.se, pool=pool,
             likelihood=args.likelihood, chains=args.chains, warmup=args.warmup, draws=args.draws,
             seed=args.seed, device=args.device, parameterization=parameterization,
-            progress=_progress(args), min_rows_per_family=args.min_rows_per_family)
+            progress=_progress(args), min_rows_per_family=args.min_rows_per_family,
+            check_units=not args.no_unit_check)
     try:
         where = result.save(args.out)
     except OSError as exc:
         raise UsageError(f"cannot save the fit to {args.out} ({exc}).") from None
+    for w in result.warnings:  # design notes (few sizes, collinear, ...) go to stderr as warnings
+        if w.kind not in GATE_KINDS:
+            out.warn(str(w))
     if args.json:
         _dump({"ok": result.ok, "out": str(where), "law": result.law.name,
                "families": list(result.design.families), "rows": int(len(result.design.y)),
@@ -398,15 +435,13 @@ def _at_rows(items, law) -> list[dict]:
     return rows
 
 
-def cmd_predict(args) -> int:
+def _forecast(fit, args, levels, out) -> tuple[pd.DataFrame, list[str]]:
+    """Forecasts at ``args.at`` (with ``--family``, ``--kind``, ``--seed``) and the extrapolation
+    warnings met (also printed to stderr)."""
     import pandas as pd
 
     from .errors import ExtrapolationWarning
-    from .fit import load
 
-    out = _Out(args)
-    levels = _levels(args.levels)
-    fit = load(args.fitdir)
     rows = _at_rows(args.at, fit.law)
     xmap, group = fit.design.columns["x"], fit.design.columns["group"]
     new = pd.DataFrame([{xmap[k]: v for k, v in r.items()} for r in rows])
@@ -420,16 +455,29 @@ def cmd_predict(args) -> int:
             out.warn(f"family {args.family!r} is not in the fit{hint}; forecasting it as a new family "
                      f"from the population. Fitted families: {', '.join(fit.design.families)}.")
         new[group] = args.family
-    if not fit.ok:
-        out.warn("this fit failed its diagnostics gate; the forecasts may be unreliable.")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExtrapolationWarning)
         pred = fit.predict(new, kind=args.kind, levels=levels, seed=args.seed)
+    found = []
     for w in caught:
         if issubclass(w.category, ExtrapolationWarning):
             out.warn(str(w.message))
+            found.append(f"[extrapolation] {w.message}")
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return pred, found
+
+
+def cmd_predict(args) -> int:
+    from .fit import load
+
+    out = _Out(args)
+    levels = _levels(args.levels)
+    fit = load(args.fitdir)
+    pred, _ = _forecast(fit, args, levels, out)
+    if not fit.ok:
+        out.warn("this fit failed its diagnostics gate; the forecasts may be unreliable.")
+    xmap = fit.design.columns["x"]
     if args.csv:
         try:
             pred.to_csv(args.csv, index=False)
@@ -446,6 +494,32 @@ def cmd_predict(args) -> int:
             pred.to_string(index=False, formatters=formatters))
         if args.csv:
             out(f"Written to {args.csv}.")
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from .fit import load
+    from .report import write
+
+    out = _Out(args)
+    levels = _levels(args.levels)
+    if args.out is not None and Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a directory; give a file name such as report.html.")
+    fit = load(args.fitdir)
+    pred, found = _forecast(fit, args, levels, out) if args.at else (None, None)
+    target = Path(args.out) if args.out is not None else Path(args.fitdir) / "report.html"
+    try:
+        where = write(fit, target, forecasts=pred, extra_warnings=found)
+    except OSError as exc:
+        raise UsageError(f"cannot write the report to {target} ({exc}).") from None
+    out(f"Report of the {fit.law.name} fit written to {where}.")
+    if not fit.ok:
+        from .fit import GATE_KINDS
+
+        kinds = ", ".join(w.kind for w in fit.warnings if w.kind in GATE_KINDS)
+        print(f"{PROG}: DIAGNOSTICS FAILED ({kinds}): report written to {where}; its Diagnostics "
+              f"section says what failed and what to try.", file=sys.stderr)
+        return EXIT_GATE
     return EXIT_OK
 
 
@@ -510,6 +584,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-rows-per-family", type=_positive_int, default=2, metavar="N",
                    help="families with fewer rows are an error (default 2)")
     p.add_argument("--out", required=True, metavar="FITDIR", help="directory to save the fit in")
+    p.add_argument("--max-bytes", type=_byte_size, default=MAX_BYTES, metavar="SIZE",
+                   help=f"refuse data files larger than this, before reading them "
+                        f"(default {MAX_BYTES // 10**6}M; suffixes k, M, G)")
+    p.add_argument("--no-unit-check", action="store_true",
+                   help="do not refuse an input that spans more than 6 decades with a 3-decade gap "
+                        "within a family (the sign of values in mixed units, e.g. 7 and 7e9)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_fit)
 
@@ -528,6 +608,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="also write the forecasts to a CSV file")
     p.add_argument("--json", action="store_true", help="print the forecasts as JSON records")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("report", parents=[common], help="write a self-contained HTML report of a fit",
+                       description="Write one self-contained HTML file with the data, the law, the "
+                                   "posterior summary, the diagnostics with verdicts, the fit plot, "
+                                   "forecasts (with --at) and every warning.  Exit code 1 if the fit "
+                                   "failed its diagnostics gate (the report is still written).")
+    p.add_argument("fitdir", metavar="FITDIR", help="directory written by 'bayescale fit --out'")
+    p.add_argument("--out", metavar="FILE", default=None,
+                   help="HTML file to write (default FITDIR/report.html)")
+    p.add_argument("--at", action="append", metavar="N=7e9,D=1.4e11", default=[],
+                   help="add forecasts at these input values, repeated for several points")
+    p.add_argument("--family", help="family to forecast (default: every fitted family)")
+    p.add_argument("--kind", choices=("mean", "new_run"), default="mean",
+                   help="mean: the law's curve; new_run: where one new run lands")
+    p.add_argument("--levels", default="0.5,0.9", help="central credible levels (default 0.5,0.9)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the forecast draws")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
@@ -544,7 +641,7 @@ def main(argv=None) -> int:
         debug = args.debug
         if args.command is None:
             parser.print_help(sys.stderr)
-            raise UsageError("choose a command: demo, laws, fit or predict.")
+            raise UsageError("choose a command: demo, laws, fit, predict or report.")
         return args.func(args)
     except UsageError as exc:
         return _fail(exc, debug, EXIT_USAGE)

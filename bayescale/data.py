@@ -20,6 +20,8 @@ from .law import Law
 
 ALL = "all"  # family name used when no group column is given
 _SHOW = 5  # offending rows listed in a message
+MIXED_UNITS_DECADES = 6.0  # an input spanning more decades than this within a family ...
+MIXED_UNITS_GAP = 3.0  # ... with an empty gap this wide looks like mixed units (7 and 7e9)
 
 
 @dataclass
@@ -96,7 +98,7 @@ def input_mapping(law: Law, x) -> dict:
 
 
 def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
-            min_rows_per_family: int = 2) -> Design:
+            min_rows_per_family: int = 2, check_units: bool = True) -> Design:
     """Validate ``df`` for ``law`` and return a :class:`Design`.
 
     Raises
@@ -104,7 +106,8 @@ def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
     DataError
         Missing or misspelled columns, non-numeric or non-finite values, zero or
         negative values where a log is taken, a family with too few rows, exact
-        duplicate rows without a run column.
+        duplicate rows without a run column, an input that looks like mixed units
+        within a family (unless ``check_units=False``).
     """
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(df).__name__}.")
@@ -128,6 +131,10 @@ def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
     families, fidx = _codes(frame, group, default=ALL)
     runs, ridx = _codes(frame, run, default=None)
     _check_families(frame, group, fidx, families, min_rows_per_family)
+    if check_units:
+        for k, col in xmap.items():
+            for f, name in enumerate(families):
+                units_look_mixed(inputs[k][fidx == f], col, name if group is not None else None)
     if run is None:
         _check_duplicates(frame, [y, *xmap.values(), *([group] if group else [])])
 
@@ -167,6 +174,28 @@ def design_warnings(design: Design, law: Law) -> list[FitWarning]:
                 f"no more rows than the {varying} family-level parameter(s); their values lean on "
                 f"the population (partial pooling) or on the prior."), DesignWarning))
     return out
+
+
+def units_look_mixed(values: np.ndarray, column, family=None) -> None:
+    """Refuse values that look like mixed units (sizes partly in billions, ``7``, partly raw, ``7e9``).
+
+    They span more than :data:`MIXED_UNITS_DECADES` decades with an empty gap of at
+    least :data:`MIXED_UNITS_GAP` decades between two clusters; a real ladder that
+    is merely wide has no such gap.
+    """
+    logs = np.log10(np.unique(values))
+    if len(logs) < 2:
+        return
+    span, gaps = logs[-1] - logs[0], np.diff(logs)
+    if span > MIXED_UNITS_DECADES and gaps.max() >= MIXED_UNITS_GAP:
+        i = int(np.argmax(gaps))
+        where = f" in family {family!r}" if family is not None else ""
+        raise DataError(
+            f"column '{column}'{where} looks like mixed units: its values span {span:.1f} decades "
+            f"({10 ** logs[0]:.4g} to {10 ** logs[-1]:.4g}) with none between {10 ** logs[i]:.4g} and "
+            f"{10 ** logs[i + 1]:.4g} (e.g. some sizes in billions, 7, and some raw, 7e9). Write every "
+            f"value in one unit, or pass check_units=False (command line: --no-unit-check) if the "
+            f"range is real.")
 
 
 # ---- helpers -----------------------------------------------------------------------

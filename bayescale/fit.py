@@ -128,7 +128,8 @@ class Fit:
         law = Law.from_toml(parts["law_text"], origin=f"{path}/law.toml")
         st = meta["settings"]
         design = prepare(parts["frame"], law, cols["y"], cols["x"], cols["group"], cols["run"],
-                         cols["se"], min_rows_per_family=st["min_rows_per_family"])
+                         cols["se"], min_rows_per_family=st["min_rows_per_family"],
+                         check_units=False)  # checked, or knowingly skipped, when fitted
         s = structure(law, design, st["likelihood"], st["parameterization"])
         diag, found = diagnostics.gate(parts["idata"], _gate_names(s), st["chains"])
         return cls(law, design, s, parts["idata"], st, design.warnings + found, diag)
@@ -168,7 +169,7 @@ def _pool_few_families(law: Law, n_families: int, chosen: set) -> tuple[Law, lis
 def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=None,
         pool=None, likelihood: str = "normal", chains: int = 4, warmup: int = 1000,
         draws: int = 1000, seed: int = 0, device=None, parameterization: str = "auto",
-        progress=None, min_rows_per_family: int = 2) -> Fit:
+        progress=None, min_rows_per_family: int = 2, check_units: bool = True) -> Fit:
     """Fit a hierarchical scaling law by NUTS and gate it on its diagnostics.
 
     Parameters
@@ -206,6 +207,8 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     min_rows_per_family : int
         Families with fewer rows are a :class:`~bayescale.errors.DataError`;
         set 1 to forecast a family from one run plus what the others teach.
+    check_units : bool
+        Refuse an input that looks like mixed units within a family (7 and 7e9).
 
     Returns
     -------
@@ -220,7 +223,8 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     """
     started = time.perf_counter()
     law = resolve(law).with_pooling(pool)
-    design = prepare(df, law, y, x, group, run, se, min_rows_per_family=min_rows_per_family)
+    design = prepare(df, law, y, x, group, run, se, min_rows_per_family=min_rows_per_family,
+                     check_units=check_units)
     law, few = _pool_few_families(law, design.n_families, set(pool or {}))
     design.warnings += few
     s = structure(law, design, likelihood, parameterization)
@@ -242,6 +246,7 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     settings = {"law": law.name, "likelihood": likelihood, "chains": chains, "warmup": warmup,
                 "draws": draws, "seed": seed, "device": device or "cpu",
                 "parameterization": parameterization, "min_rows_per_family": min_rows_per_family,
+                "check_units": check_units,
                 "centring": centring,
                 "seconds": round(time.perf_counter() - started, 2)}
     for w in design.warnings + found:

@@ -79,6 +79,10 @@ def read(path) -> dict:
         meta = json.loads((path / "fit.json").read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FitError(f"{path / 'fit.json'} is not valid JSON ({exc}); save the fit again.") from None
+    keys = ("format", "columns", "settings", "sha256")
+    if not isinstance(meta, dict) or any(k not in meta for k in keys):
+        raise FitError(f"{path / 'fit.json'} lacks the keys {list(keys)}: it was not written by "
+                       f"fit.save or was edited. Save the fit again.")
     if meta.get("format") != FORMAT:
         raise FitError(
             f"{path} was written in fit format {meta.get('format')!r} by bayescale "
