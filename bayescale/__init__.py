@@ -5,6 +5,8 @@ from . import _runtime
 _runtime.configure()
 
 from . import datasets  # noqa: E402
+from .backtest import backtest  # noqa: E402
+from .compare import average, compare, loso  # noqa: E402
 from .errors import (  # noqa: E402
     BayescaleError,
     DataError,
@@ -14,6 +16,7 @@ from .errors import (  # noqa: E402
     FitError,
     FitWarning,
     LawError,
+    LooWarning,
 )
 from .fit import Fit, fit, load  # noqa: E402
 from .law import Law, laws  # noqa: E402
@@ -22,6 +25,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BayescaleError", "DataError", "DesignWarning", "DiagnosticsWarning",
-    "ExtrapolationWarning", "Fit", "FitError", "FitWarning", "Law", "LawError",
-    "datasets", "fit", "laws", "load",
+    "ExtrapolationWarning", "Fit", "FitError", "FitWarning", "Law", "LawError", "LooWarning",
+    "average", "backtest", "compare", "datasets", "fit", "laws", "load", "loso",
 ]

@@ -39,6 +39,10 @@ class DiagnosticsWarning(BayescaleWarning):
     """The sampler's diagnostics failed the gate: do not trust this fit as it is."""
 
 
+class LooWarning(DiagnosticsWarning):
+    """PSIS-LOO is unreliable for some observations (Pareto k above 0.7)."""
+
+
 class ExtrapolationWarning(BayescaleWarning):
     """A forecast lies far outside the range of the data."""
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import diagnostics, inference, io
+from .compare import contrast, contrast_prediction, rank_families
 from .data import Design, prepare
 from .errors import DesignWarning, FitWarning
 from .law import Law, resolve
@@ -109,6 +110,21 @@ class Fit:
             ``extrap_C`` for N*D).
         """
         return predict(self.idata.posterior, self.structure, self.design, new, kind, levels, seed)
+
+    def contrast(self, param: str, a: str, b: str, level: float = 0.9):
+        """Posterior of ``param`` in family ``a`` minus (and over) family ``b``; see
+        :func:`bayescale.compare.contrast`."""
+        return contrast(self, param, a, b, level)
+
+    def contrast_prediction(self, at, a: str, b: str, kind: str = "mean", level: float = 0.9,
+                            seed: int = 0):
+        """Paired posterior of the forecast of ``a`` minus ``b`` at ``at``; see
+        :func:`bayescale.compare.contrast_prediction`."""
+        return contrast_prediction(self, at, a, b, kind, level, seed)
+
+    def rank_families(self, at, lower_is_better: bool = True, kind: str = "mean", seed: int = 0):
+        """Probability of each family being best at ``at``; see :func:`bayescale.compare.rank_families`."""
+        return rank_families(self, at, lower_is_better, kind, seed)
 
     def plot(self, **kwargs):
         """Data, posterior median and credible bands per family (log-log); a Figure."""

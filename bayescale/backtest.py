@@ -1,0 +1,260 @@
+"""Backtests: hold out the runs a forecast is for, refit, and score the forecast.
+
+A scaling law is used to forecast beyond the data (a larger model, more
+compute, a new family).  :func:`backtest` reproduces that on data already in
+hand: it holds out the largest size, the largest compute, the later runs of one
+family or any rows the caller chooses, fits on the rest and reports the error
+and the coverage of the credible bands on the held-out rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .data import input_mapping, require_column
+from .errors import DataError
+from .law import resolve
+from .predict import KINDS, _levels, _pct, predict
+
+LEVELS = (0.5, 0.8, 0.9, 0.95)
+SPLITS = ("largest-size", "largest-compute", "('leave-family-out', family, k)", "callable(df) -> mask")
+
+
+@dataclass
+class Backtest:
+    """Result of :func:`backtest`.
+
+    Attributes
+    ----------
+    per_target : DataFrame
+        One row per held-out row and kind: ``row`` (index in the data), the input
+        columns, ``family``, ``kind``, ``truth`` (observed outcome), ``median``,
+        ``lo<pct>``/``hi<pct>``, ``error`` (median - truth), ``abs_rel_error``
+        (|error| / truth) and ``in_<pct>`` (truth inside the central band).
+    aggregate : DataFrame
+        One row per kind: ``n``, ``median_abs_rel_error``, ``mean_abs_rel_error``
+        and ``coverage_<pct>`` (share of held-out rows inside each band; a
+        calibrated forecast covers about the nominal level).
+    fit : Fit
+        The fit on the training rows.
+    held_out : ndarray of bool
+        Mask of the held-out rows of the data.
+    split : str
+        What was held out.
+    """
+
+    per_target: pd.DataFrame
+    aggregate: pd.DataFrame
+    fit: object = field(repr=False)
+    held_out: np.ndarray = field(repr=False)
+    split: str = ""
+
+    def __getitem__(self, key):  # dict-style access: result["aggregate"]
+        return getattr(self, key)
+
+    def __repr__(self) -> str:
+        return (f"<Backtest {self.split}: {int(self.held_out.sum())} held-out rows, "
+                f"{int((~self.held_out).sum())} training rows>\n{self.aggregate.to_string()}")
+
+
+def _columns(df: pd.DataFrame, law, fit_kwargs: dict) -> tuple[dict, str | None, str | None]:
+    """Input columns (law input -> column), group and run columns of the call."""
+    xmap = input_mapping(resolve(law), fit_kwargs.get("x"))
+    for col in xmap.values():
+        require_column(df, col)
+    group, run = fit_kwargs.get("group"), fit_kwargs.get("run")
+    for col in (group, run):
+        if col is not None:
+            require_column(df, col)
+    return xmap, group, run
+
+
+def _size_column(xmap: dict) -> str:
+    if "N" in xmap:
+        return xmap["N"]
+    if len(xmap) == 1:
+        return next(iter(xmap.values()))
+    raise DataError(f"the law's inputs {list(xmap)} include no 'N' (model size); pass size='<column>' "
+                    f"or a callable split.")
+
+
+def _compute(df: pd.DataFrame, xmap: dict) -> np.ndarray:
+    """Compute proxy of each row: the product of the law's inputs (6·N·D up to the 6)."""
+    out = np.ones(len(df))
+    for col in xmap.values():
+        out = out * pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+    return out
+
+
+def heldout_mask(df: pd.DataFrame, split, xmap: dict, group: str | None, run: str | None,
+                 size: str | None = None, frac: float = 0.2) -> tuple[np.ndarray, str, dict]:
+    """The rows ``split`` holds out, a description, and extra ``bs.fit`` settings it needs."""
+    extra = {}
+    if callable(split):
+        mask = np.asarray(split(df))
+        if mask.shape != (len(df),) or mask.dtype != bool:
+            raise DataError(f"a callable split must return a boolean mask of {len(df)} rows "
+                            f"(True = held out); got shape {mask.shape}, dtype {mask.dtype}.")
+        what = f"callable {getattr(split, '__name__', 'split')}"
+    elif isinstance(split, str) and split == "largest-size":
+        col = size or _size_column(xmap)
+        require_column(df, col)
+        values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        mask = values == np.nanmax(values)
+        what = f"largest-size ({col} = {np.nanmax(values):.3g})"
+    elif isinstance(split, str) and split == "largest-compute":
+        if not 0 < frac < 1:
+            raise DataError(f"frac={frac}: the share of rows held out must lie strictly between 0 and 1.")
+        compute = _compute(df, xmap)
+        cut = np.quantile(compute, 1 - frac)
+        mask = compute >= cut
+        what = f"largest-compute (top {frac:.0%} of rows by {' x '.join(xmap.values())}, >= {cut:.3g})"
+    elif isinstance(split, tuple) and len(split) == 3 and split[0] == "leave-family-out":
+        _, family, k = split
+        if group is None:
+            raise DataError("leave-family-out needs a group column; pass group='<column>'.")
+        if not isinstance(k, int | np.integer) or k < 0:
+            raise DataError(f"leave-family-out keeps k >= 0 runs of the family in training; got k={k!r}.")
+        rows = (df[group].astype(str) == str(family)).to_numpy()
+        if not rows.any():
+            names = ", ".join(map(str, pd.unique(df[group].astype(str))))
+            raise DataError(f"family {family!r} is not in column '{group}'; families are {names}.")
+        # a run's compute is that of its last (largest-compute) row; rows are runs without a run column
+        sub = df.loc[rows]
+        runs = sub[run].astype(str).to_numpy() if run is not None else np.arange(len(sub)).astype(str)
+        compute = pd.Series(_compute(sub, xmap)).groupby(runs).max().sort_values(kind="stable")
+        keep = set(compute.index[:k])
+        mask = rows.copy()
+        mask[np.flatnonzero(rows)[np.isin(runs, list(keep))]] = False
+        if k == 1:
+            extra["min_rows_per_family"] = 1
+        what = f"leave-family-out ({family!r}, keeping its {k} smallest-compute run(s))"
+    else:
+        raise DataError(f"split={split!r}; choose one of {', '.join(SPLITS)}.")
+    if not mask.any():
+        raise DataError(f"split {what} holds out no rows.")
+    if mask.all():
+        raise DataError(f"split {what} holds out every row; nothing is left to fit.")
+    return mask, what, extra
+
+
+def score(fit, test: pd.DataFrame, kinds=("mean",), levels=LEVELS, seed: int = 0) -> pd.DataFrame:
+    """Forecast the rows of ``test`` from ``fit`` and score them against their outcomes."""
+    y = fit.design.columns["y"]
+    require_column(test, y)
+    truth = pd.to_numeric(test[y], errors="coerce").to_numpy(dtype=float)
+    inputs = list(fit.design.columns["x"].values())
+    group = fit.design.columns["group"]
+    new = test[[*inputs, *([group] if group else [])]].reset_index(drop=True)
+    parts = []
+    for kind in kinds:
+        out = predict(fit.idata.posterior, fit.structure, fit.design, new, kind, levels, seed)
+        part = pd.DataFrame({"row": test.index})
+        for col in inputs:
+            part[col] = new[col].to_numpy()
+        part["family"] = out["family"].to_numpy()
+        part["kind"] = kind
+        part["truth"] = truth
+        part["median"] = out["median"].to_numpy()
+        for level in levels:
+            pct = _pct(level)
+            part[f"lo{pct}"], part[f"hi{pct}"] = out[f"lo{pct}"].to_numpy(), out[f"hi{pct}"].to_numpy()
+        part["error"] = part["median"] - truth
+        part["abs_rel_error"] = np.abs(part["error"]) / truth
+        for level in levels:
+            pct = _pct(level)
+            part[f"in_{pct}"] = (truth >= part[f"lo{pct}"]) & (truth <= part[f"hi{pct}"])
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def summarise(per_target: pd.DataFrame, levels=LEVELS) -> pd.DataFrame:
+    """Median and mean |relative error| and the coverage of each band, per kind."""
+    grouped = per_target.groupby("kind", sort=False)
+    out = pd.DataFrame({"n": grouped.size(),
+                        "median_abs_rel_error": grouped["abs_rel_error"].median(),
+                        "mean_abs_rel_error": grouped["abs_rel_error"].mean()})
+    for level in levels:
+        pct = _pct(level)
+        out[f"coverage_{pct}"] = grouped[f"in_{pct}"].mean().astype(float)
+    return out
+
+
+def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mean",
+             levels=LEVELS, size: str | None = None, frac: float = 0.2, seed: int = 0,
+             **fit_kwargs) -> Backtest:
+    """Hold out rows, fit the law on the rest, and score the forecasts of the held-out rows.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The data, as for :func:`bayescale.fit`.
+    law : str, Law or path
+        The law to fit.
+    split : str, tuple or callable
+        What to hold out:
+
+        - ``"largest-size"``: every row at the largest model size (the column of
+          input ``N``, the only input of a one-input law, or ``size``).
+        - ``"largest-compute"``: the share ``frac`` of rows with the largest
+          compute (the product of the law's inputs, e.g. N x D).
+        - ``("leave-family-out", family, k)``: every run of ``family`` except its
+          ``k`` smallest-compute runs (a run is a value of the ``run`` column, or a
+          row without one); ``k = 1`` passes ``min_rows_per_family=1`` to the fit,
+          ``k = 0`` forecasts the family from the population alone.  With fewer
+          than 5 families :func:`bayescale.fit` fits ``E`` and the amplitudes per
+          family unless ``pool={"E": "partial", ...}`` is passed; without partial
+          pooling little is learned about the held-out family from the others.
+        - a callable ``split(df)`` returning a boolean mask (True = held out).
+    kind : {"mean", "new_run"} or a sequence of both
+        Which forecast to score.  The outcome of a held-out run is one new run,
+        so ``"new_run"`` is the band whose coverage should be nominal; ``"mean"``
+        shows how well the law itself is pinned.
+    levels : sequence of float
+        Central credible levels scored (default 0.5, 0.8, 0.9, 0.95).
+    size : str, optional
+        Column of the model size for ``"largest-size"``.
+    frac : float
+        Share of rows held out by ``"largest-compute"``.
+    seed : int
+        Seed of the fit (unless given in ``fit_kwargs``) and of the forecasts.
+    **fit_kwargs
+        Passed to :func:`bayescale.fit` (``y``, ``x``, ``group``, ``run``, ``pool``,
+        ``chains``, ...).
+
+    Returns
+    -------
+    Backtest
+        ``per_target``, ``aggregate``, ``fit``, ``held_out``, ``split``.
+
+    Raises
+    ------
+    DataError
+        An unknown split, or one that holds out no rows or every row.
+    """
+    from .fit import fit as fit_fn
+
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, not {type(df).__name__}.")
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise DataError(f"kind={kind!r}; choose 'mean', 'new_run' or both, e.g. kind=('mean', 'new_run').")
+    levels = _levels(levels)
+    xmap, group, run = _columns(df, law, fit_kwargs)
+    mask, what, extra = heldout_mask(df, split, xmap, group, run, size, frac)
+    kwargs = {"seed": seed} | extra | fit_kwargs
+    if "min_rows_per_family" in extra and "min_rows_per_family" in fit_kwargs:
+        kwargs["min_rows_per_family"] = min(fit_kwargs["min_rows_per_family"], extra["min_rows_per_family"])
+    fitted = fit_fn(df.loc[~mask], law=law, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # extrapolating is what a backtest does
+        per_target = score(fitted, df.loc[mask], kinds, levels, seed)
+    return Backtest(per_target, summarise(per_target, levels), fitted, mask, what)
+
+
+__all__ = ["Backtest", "backtest", "heldout_mask", "score", "summarise"]

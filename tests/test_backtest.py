@@ -1,0 +1,119 @@
+"""Tests for bayescale.backtest on a tiny simulated one-family Chinchilla ladder."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale.backtest import backtest, heldout_mask
+from bayescale.errors import DataError
+
+X = {"N": "params", "D": "tokens"}
+SETTINGS = dict(law="chinchilla_shared", y="loss", x=X, chains=2, warmup=200, draws=200, seed=0)
+LEVEL_COLS = ["in_50", "in_80", "in_90", "in_95"]
+
+
+def ladder() -> pd.DataFrame:
+    return bs.datasets.simulate("chinchilla_shared", families=1, seeds=1, run_sd=0.0, seed=3)
+
+
+def run(df, split, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fits this small fail the ESS gate on purpose
+        return backtest(df, split=split, **(SETTINGS | kwargs))
+
+
+@pytest.fixture(scope="module")
+def largest():
+    df = ladder()
+    return run(df, "largest-size", kind=("mean", "new_run")), df
+
+
+def test_largest_size_holds_out_the_largest_size(largest):
+    result, df = largest
+    pt = result.per_target
+    top = df["params"].max()
+    assert (pt["params"] == top).all()
+    assert len(pt) == 2 * int((df["params"] == top).sum())  # one row per target and kind
+    assert set(pt["kind"]) == {"mean", "new_run"}
+    assert set(pt["row"]) == set(df.index[df["params"] == top])
+    assert len(result.fit.design.y) == int((df["params"] < top).sum())
+    for col in ["params", "tokens", "family", "truth", "median", "error", "abs_rel_error", *LEVEL_COLS]:
+        assert col in pt.columns
+    np.testing.assert_allclose(pt["truth"], np.tile(df.loc[df["params"] == top, "loss"], 2))
+    np.testing.assert_allclose(pt["error"], pt["median"] - pt["truth"])
+    assert (pt["abs_rel_error"] < 0.1).all()  # the truth is the fitted law; 1% noise
+
+
+def test_aggregate(largest):
+    result, _ = largest
+    agg = result.aggregate
+    assert list(agg.index) == ["mean", "new_run"]
+    cover = agg[["coverage_50", "coverage_80", "coverage_90", "coverage_95"]]
+    assert ((cover >= 0) & (cover <= 1)).all().all()
+    # wider bands cover at least as much
+    assert (np.diff(cover.to_numpy(), axis=1) >= 0).all()
+    # a new run adds the noise: its bands contain the mean's
+    assert (cover.loc["new_run"] >= cover.loc["mean"]).all()
+    assert (agg["median_abs_rel_error"] >= 0).all()
+    assert result["aggregate"] is agg and "largest-size" in result.split
+
+
+def test_callable_split_matches_largest_size(largest):
+    result, df = largest
+    same = run(df, lambda d: (d["params"] == d["params"].max()).to_numpy(), kind=("mean", "new_run"))
+    pd.testing.assert_frame_equal(same.per_target, result.per_target)
+
+
+def test_bad_splits_raise_before_fitting():
+    df = ladder()
+    with pytest.raises(DataError, match="split="):
+        run(df, "largest-flops")
+    with pytest.raises(DataError, match="boolean mask"):
+        run(df, lambda d: np.ones(3, dtype=bool))
+    with pytest.raises(DataError, match="holds out no rows"):
+        run(df, lambda d: np.zeros(len(d), dtype=bool))
+    with pytest.raises(DataError, match="every row"):
+        run(df, lambda d: np.ones(len(d), dtype=bool))
+    with pytest.raises(DataError, match="group column"):
+        run(df, ("leave-family-out", "f0", 1))
+    with pytest.raises(DataError, match="kind="):
+        run(df, "largest-size", kind="median")
+
+
+def test_split_masks():
+    df = bs.datasets.simulate("chinchilla_shared", families=3, seeds=2, seed=0)
+    compute = df["params"] * df["tokens"]
+    mask, what, extra = heldout_mask(df, "largest-compute", X, "family", "run", frac=0.2)
+    assert mask.sum() >= 0.2 * len(df) and compute[mask].min() >= compute[~mask].max()
+    mask, what, extra = heldout_mask(df, ("leave-family-out", "f1", 2), X, "family", "run")
+    assert set(df.loc[mask, "family"]) == {"f1"}
+    kept = df[(df["family"] == "f1") & ~mask]
+    assert kept["run"].nunique() == 2 and set(kept["params"]) == {df["params"].min()}
+    assert extra == {}
+    mask, _, extra = heldout_mask(df, ("leave-family-out", "f1", 1), X, "family", "run")
+    assert extra == {"min_rows_per_family": 1}
+    with pytest.raises(DataError, match="not in column"):
+        heldout_mask(df, ("leave-family-out", "f9", 1), X, "family", "run")
+
+
+def test_leave_family_out_keeps_one_run():
+    """k = 1 with one row per run: the held-out family keeps a single row, which
+    needs min_rows_per_family=1 (passed by backtest); E and a are shared, so the
+    family's other runs are forecast from them and its one run."""
+    df = bs.datasets.simulate("power", truth={"E": 1.8, "a": 400.0, "alpha": [0.3, 0.3]}, families=2,
+                              seeds=1, tokens_per_param=(20,), run_sd=0.0, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = backtest(df, law="power", split=("leave-family-out", "f1", 1), y="loss", x="x",
+                          group="family", pool={"E": "shared", "a": "shared", "alpha": "none"},
+                          chains=2, warmup=100, draws=100, seed=0)
+    pt = result.per_target
+    assert set(pt["family"]) == {"f1"} and len(pt) == 4
+    assert df.loc[~result.held_out & (df["family"] == "f1"), "x"].tolist() == [df["x"].min()]
+    assert result.fit.settings["min_rows_per_family"] == 1
+    assert ((result.aggregate["coverage_90"] >= 0) & (result.aggregate["coverage_90"] <= 1)).all()
