@@ -66,7 +66,8 @@ class Fit:
         names = [*self.law.parameters, *self.law.report]
         diag = diagnostics.table(self.idata, names)
         for name in names:
-            shared = name in self.law.parameters and self.structure.pool(name) == "shared"
+            shared = self.design.n_families == 1 or (
+                name in self.law.parameters and self.structure.pool(name) == "shared")
             for family in self.design.families[:1] if shared else self.design.families:
                 row = diag.loc[f"{name}[{family}]"]
                 rows.append({"parameter": name, "family": None if shared else family,

@@ -13,7 +13,7 @@ Examples
 >>> law.inputs
 ('x',)
 >>> sorted(law.parameters)
-['E', 'alpha', 'a']
+['E', 'a', 'alpha']
 """
 
 from __future__ import annotations
