@@ -9,6 +9,10 @@ Subcommands::
     bayescale predict  FITDIR --at N=7e9,D=1.4e11 [--at ...] [--family F] [--kind mean|new_run]
                        [--levels 0.5,0.9] [--csv FILE] [--json]
     bayescale report   FITDIR [--out report.html] [--at N=7e9,D=1.4e11 ...] [--family F] ...
+    bayescale compare  FITDIR FITDIR... [--name NAME ...] [--json]
+    bayescale backtest DATA --law NAME --y COL --x N=COL ... --split largest-size|largest-compute|
+                       leave-family-out:FAMILY:K [--kind mean|new_run|both] [--levels 0.5,0.9]
+                       [--csv FILE] [--json]
 
 Exit codes: 0 success; 1 the fit ran but failed its diagnostics gate (results are
 still written); 2 bad input or usage; 3 an unexpected internal error (a bug);
@@ -370,20 +374,12 @@ def cmd_fit(args) -> int:
     out = _Out(args)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out {args.out} exists and is not a directory; give a folder for the fit.")
-    df = read_data(args.data, max_bytes=args.max_bytes)
-    x = _x_mapping(args.x)
-    pool = _pairs(args.pool, "--pool") or None
-    parameterization = args.parameterization.replace("centered", "centred")
+    df, kwargs = _fit_inputs(args)
     out(f"Fitting law {args.law} to {len(df)} rows of {args.data} "
         f"({args.chains} chain(s) x {args.draws} draws after {args.warmup} warmup) ...")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BayescaleWarning)  # reported below, once
-        result = run_fit(
-            df, law=args.law, y=args.y, x=x, group=args.group, run=args.run, se=args.se, pool=pool,
-            likelihood=args.likelihood, chains=args.chains, warmup=args.warmup, draws=args.draws,
-            seed=args.seed, device=args.device, parameterization=parameterization,
-            progress=_progress(args), min_rows_per_family=args.min_rows_per_family,
-            check_units=not args.no_unit_check)
+        result = run_fit(df, seed=args.seed, **kwargs)
     try:
         where = result.save(args.out)
     except OSError as exc:
@@ -404,6 +400,20 @@ def cmd_fit(args) -> int:
         _gate_failed(result, str(where), quiet=args.quiet)
         return EXIT_GATE
     return EXIT_OK
+
+
+def _fit_inputs(args) -> tuple[pd.DataFrame, dict]:
+    """The data and the ``bs.fit`` keyword arguments (all but ``seed``) from the arguments added by
+    :func:`_add_fit_arguments`."""
+    df = read_data(args.data, max_bytes=args.max_bytes)
+    kwargs = dict(
+        law=args.law, y=args.y, x=_x_mapping(args.x), group=args.group, run=args.run, se=args.se,
+        pool=_pairs(args.pool, "--pool") or None, likelihood=args.likelihood, chains=args.chains,
+        warmup=args.warmup, draws=args.draws, device=args.device,
+        parameterization=args.parameterization.replace("centered", "centred"),
+        progress=_progress(args), min_rows_per_family=args.min_rows_per_family,
+        check_units=not args.no_unit_check)
+    return df, kwargs
 
 
 def _at_rows(items, law) -> list[dict]:
@@ -523,7 +533,154 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args) -> int:
+    from .compare import compare
+    from .errors import LooWarning
+    from .fit import load
+
+    out = _Out(args)
+    dirs = [Path(d) for d in args.fitdirs]
+    if len(dirs) < 2:
+        raise UsageError(f"compare needs at least two fit directories, got {len(dirs)}; "
+                         f"e.g. {PROG} compare fit-power fit-chinchilla.")
+    if args.name:
+        if len(args.name) != len(dirs):
+            raise UsageError(f"--name is given {len(args.name)} time(s) for {len(dirs)} fit directories; "
+                             f"give one --name per FITDIR, in the same order, or none.")
+        names = [str(n) for n in args.name]
+    else:
+        names = [d.resolve().name or str(d) for d in dirs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"two fits would both be named {dupes[0]!r}; tell them apart with "
+                         f"--name (one per FITDIR).")
+    fits = {name: load(d) for name, d in zip(names, dirs, strict=True)}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LooWarning)
+        table = compare(fits)  # DataError (exit 2) unless the fits share their data
+    for name, f in fits.items():
+        if not f.ok:
+            out.warn(f"fit {name!r} failed its diagnostics gate; its LOO estimate may be unreliable.")
+    for w in caught:
+        if issubclass(w.category, LooWarning):
+            out.warn(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if args.json:
+        _dump(table.reset_index())
+    else:
+        formatters = {c: _num for c in ("elpd_loo", "se", "p_loo", "elpd_diff", "dse")}
+        formatters["weight"] = lambda v: f"{float(v):.3f}"
+        out("PSIS-LOO comparison (elpd of log y; higher is better; stacking weights):",
+            table.to_string(formatters=formatters))
+    return EXIT_OK
+
+
+def _split(text: str):
+    """``--split`` value -> the ``split`` argument of :func:`bayescale.backtest`."""
+    text = text.strip()
+    if text in ("largest-size", "largest-compute"):
+        return text
+    prefix = "leave-family-out:"
+    if text.startswith(prefix):
+        family, sep, k = text[len(prefix):].rpartition(":")
+        try:
+            k_value = int(k)
+        except ValueError:
+            k_value = -1
+        if sep and family and k_value >= 0:
+            return ("leave-family-out", family, k_value)
+        raise UsageError(f"--split {text!r}: write leave-family-out:FAMILY:K, with K >= 0 the number of "
+                         f"the family's smallest runs kept for fitting (e.g. leave-family-out:c4:1).")
+    raise UsageError(f"--split {text!r} is not a split; choose largest-size, largest-compute or "
+                     f"leave-family-out:FAMILY:K.")
+
+
+def cmd_backtest(args) -> int:
+    from .backtest import backtest
+    from .errors import BayescaleWarning
+    from .fit import GATE_KINDS
+
+    out = _Out(args)
+    split = _split(args.split)
+    levels = _levels(args.levels)
+    kind = ("mean", "new_run") if args.kind == "both" else args.kind
+    df, kwargs = _fit_inputs(args)
+    out(f"Backtesting law {args.law} on {args.data} (split {args.split}; {args.chains} chain(s) x "
+        f"{args.draws} draws after {args.warmup} warmup) ...")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BayescaleWarning)  # reported below, once
+        result = backtest(df, split=split, kind=kind, levels=levels, seed=args.seed, **kwargs)
+    fit = result.fit
+    for w in fit.warnings:
+        if w.kind not in GATE_KINDS:
+            out.warn(str(w))
+    aggregate = result.aggregate.reset_index(names="kind")
+    per_target = result.per_target
+    n_held = int(result.held_out.sum())
+    n_train = int((~result.held_out).sum())
+    if args.csv:
+        try:
+            per_target.to_csv(args.csv, index=False)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.csv} ({exc}).") from None
+    if args.json:
+        _dump({"ok": fit.ok, "law": fit.law.name, "split": result.split, "n_train": n_train,
+               "n_held_out": n_held, "levels": list(levels),
+               "warnings": [{"kind": w.kind, "message": w.message} for w in fit.warnings],
+               "aggregate": aggregate, "per_target": per_target})
+    else:
+        def floats(frame):
+            return {c: _num for c in frame.columns if frame[c].dtype.kind == "f"}
+
+        out(f"Held out {n_held} row(s) by {result.split}; fitted on {n_train}.", "",
+            "Aggregate (coverage_<pct>: share of held-out rows inside the central band):",
+            aggregate.to_string(index=False, formatters=floats(aggregate)), "",
+            "Per target:", per_target.to_string(index=False, formatters=floats(per_target)), "",
+            *format_verdict(fit))
+        if args.csv:
+            out(f"Per-target results written to {args.csv}.")
+    if not fit.ok:
+        kinds = ", ".join(w.kind for w in fit.warnings if w.kind in GATE_KINDS)
+        see = "rerun without --quiet for the details" if args.quiet else "see the diagnostics above"
+        print(f"{PROG}: DIAGNOSTICS FAILED ({kinds}): the backtest's training fit did not pass its "
+              f"diagnostics gate; do not trust these scores as they are; {see}.", file=sys.stderr)
+        return EXIT_GATE
+    return EXIT_OK
+
+
 # ---- parser -------------------------------------------------------------------------------
+def _add_fit_arguments(p) -> None:
+    """The data, law, column and sampler arguments shared by ``fit`` and ``backtest``."""
+    p.add_argument("data", metavar="DATA", help="CSV or Parquet file, one row per observation")
+    p.add_argument("--law", required=True, help="catalogue name (see 'bayescale laws') or a .toml file")
+    p.add_argument("--y", required=True, metavar="COL", help="outcome column (e.g. loss)")
+    p.add_argument("--x", required=True, action="append", metavar="INPUT=COL",
+                   help="law input -> column, repeated (e.g. --x N=params --x D=tokens); "
+                        "for a one-input law just --x COL")
+    p.add_argument("--group", metavar="COL", help="family column (corpus, architecture, ...)")
+    p.add_argument("--run", metavar="COL", help="run/seed column (each run gets its own offset)")
+    p.add_argument("--se", metavar="COL", help="column of known standard errors of y")
+    p.add_argument("--pool", action="extend", nargs="+", metavar="PARAM=MODE",
+                   help="override pooling: shared, partial or none (e.g. --pool alpha=partial)")
+    p.add_argument("--likelihood", choices=("normal", "student_t"), default="normal")
+    p.add_argument("--chains", type=_positive_int, default=4)
+    p.add_argument("--warmup", type=_positive_int, default=1000)
+    p.add_argument("--draws", type=_positive_int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "gpu"), default=None, help="where to sample (default cpu)")
+    p.add_argument("--parameterization", default="auto",
+                   choices=("auto", "centred", "noncentred", "centered", "noncentered"))
+    p.add_argument("--min-rows-per-family", type=_positive_int, default=2, metavar="N",
+                   help="families with fewer rows are an error (default 2)")
+    p.add_argument("--max-bytes", type=_byte_size, default=MAX_BYTES, metavar="SIZE",
+                   help=f"refuse data files larger than this, before reading them "
+                        f"(default {MAX_BYTES // 10**6}M; suffixes k, M, G)")
+    p.add_argument("--no-unit-check", action="store_true",
+                   help="do not refuse an input that spans more than 6 decades with a 3-decade gap "
+                        "within a family (the sign of values in mixed units, e.g. 7 and 7e9)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -562,34 +719,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit", parents=[common], help="fit a law to a CSV or Parquet file",
                        description="Fit a hierarchical scaling law by NUTS, save it and print its summary.")
-    p.add_argument("data", metavar="DATA", help="CSV or Parquet file, one row per observation")
-    p.add_argument("--law", required=True, help="catalogue name (see 'bayescale laws') or a .toml file")
-    p.add_argument("--y", required=True, metavar="COL", help="outcome column (e.g. loss)")
-    p.add_argument("--x", required=True, action="append", metavar="INPUT=COL",
-                   help="law input -> column, repeated (e.g. --x N=params --x D=tokens); "
-                        "for a one-input law just --x COL")
-    p.add_argument("--group", metavar="COL", help="family column (corpus, architecture, ...)")
-    p.add_argument("--run", metavar="COL", help="run/seed column (each run gets its own offset)")
-    p.add_argument("--se", metavar="COL", help="column of known standard errors of y")
-    p.add_argument("--pool", action="extend", nargs="+", metavar="PARAM=MODE",
-                   help="override pooling: shared, partial or none (e.g. --pool alpha=partial)")
-    p.add_argument("--likelihood", choices=("normal", "student_t"), default="normal")
-    p.add_argument("--chains", type=_positive_int, default=4)
-    p.add_argument("--warmup", type=_positive_int, default=1000)
-    p.add_argument("--draws", type=_positive_int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=("cpu", "gpu"), default=None, help="where to sample (default cpu)")
-    p.add_argument("--parameterization", default="auto",
-                   choices=("auto", "centred", "noncentred", "centered", "noncentered"))
-    p.add_argument("--min-rows-per-family", type=_positive_int, default=2, metavar="N",
-                   help="families with fewer rows are an error (default 2)")
+    _add_fit_arguments(p)
     p.add_argument("--out", required=True, metavar="FITDIR", help="directory to save the fit in")
-    p.add_argument("--max-bytes", type=_byte_size, default=MAX_BYTES, metavar="SIZE",
-                   help=f"refuse data files larger than this, before reading them "
-                        f"(default {MAX_BYTES // 10**6}M; suffixes k, M, G)")
-    p.add_argument("--no-unit-check", action="store_true",
-                   help="do not refuse an input that spans more than 6 decades with a 3-decade gap "
-                        "within a family (the sign of values in mixed units, e.g. 7 and 7e9)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_fit)
 
@@ -625,6 +756,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--levels", default="0.5,0.9", help="central credible levels (default 0.5,0.9)")
     p.add_argument("--seed", type=int, default=0, help="seed of the forecast draws")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", parents=[common], help="compare saved fits of the same data by PSIS-LOO",
+                       description="Compare two or more fits of the same data (e.g. different laws) by "
+                                   "PSIS-LOO: expected log predictive density, its difference to the best "
+                                   "fit, stacking weights and the count of Pareto k > 0.7 observations.")
+    p.add_argument("fitdirs", nargs="+", metavar="FITDIR",
+                   help="two or more directories written by 'bayescale fit --out'")
+    p.add_argument("--name", action="append", metavar="NAME",
+                   help="name of each fit in the table, repeated in FITDIR order "
+                        "(default: the directory names)")
+    p.add_argument("--json", action="store_true", help="print the table as JSON records")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("backtest", parents=[common], help="hold out the largest runs, refit and score",
+                       description="Hold out rows (the largest size, the largest compute, or the later "
+                                   "runs of one family), fit the law on the rest, and score the "
+                                   "forecasts of the held-out rows: error and band coverage.  Exit code "
+                                   "1 if the training fit failed its diagnostics gate.")
+    _add_fit_arguments(p)
+    p.add_argument("--split", required=True, metavar="SPLIT",
+                   help="largest-size, largest-compute (top 20%% of rows by compute) or "
+                        "leave-family-out:FAMILY:K (keep the family's K smallest runs)")
+    p.add_argument("--kind", choices=("mean", "new_run", "both"), default="mean",
+                   help="mean: the law's curve; new_run: where one new run lands (default mean)")
+    p.add_argument("--levels", default="0.5,0.8,0.9,0.95",
+                   help="central credible levels scored (default 0.5,0.8,0.9,0.95)")
+    p.add_argument("--csv", metavar="FILE", help="also write the per-target results to a CSV file")
+    p.add_argument("--json", action="store_true", help="print the aggregate and per-target results as JSON")
+    p.set_defaults(func=cmd_backtest)
     return parser
 
 
@@ -641,7 +801,7 @@ def main(argv=None) -> int:
         debug = args.debug
         if args.command is None:
             parser.print_help(sys.stderr)
-            raise UsageError("choose a command: demo, laws, fit, predict or report.")
+            raise UsageError("choose a command: demo, laws, fit, predict, report, compare or backtest.")
         return args.func(args)
     except UsageError as exc:
         return _fail(exc, debug, EXIT_USAGE)

@@ -45,8 +45,9 @@ def gate(idata, var_names, chains: int) -> tuple[pd.DataFrame, list[FitWarning]]
     if diverging:
         found.append(FitWarning("divergences", (
             f"{diverging} divergent transition(s): the sampler met curvature it could not follow and "
-            f"the posterior may be biased. Try parameterization='noncentred' (few rows per family) or "
-            f"'centred' (many), or tighter priors."), DiagnosticsWarning))
+            f"the posterior may be biased. Try target_accept=0.99 (or closer to 1), "
+            f"parameterization='noncentred' (few rows per family) or 'centred' (many), or tighter "
+            f"priors."), DiagnosticsWarning))
     bfmi = np.atleast_1d(np.asarray(azs.bfmi(idata)["energy"]))
     if (bfmi < BFMI_MIN).any():
         found.append(FitWarning("bfmi", (

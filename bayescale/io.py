@@ -79,16 +79,18 @@ def read(path) -> dict:
         meta = json.loads((path / "fit.json").read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FitError(f"{path / 'fit.json'} is not valid JSON ({exc}); save the fit again.") from None
-    keys = ("format", "columns", "settings", "sha256")
-    if not isinstance(meta, dict) or any(k not in meta for k in keys):
-        raise FitError(f"{path / 'fit.json'} lacks the keys {list(keys)}: it was not written by "
-                       f"fit.save or was edited. Save the fit again.")
+    if not isinstance(meta, dict):
+        meta = {}
     if meta.get("format") != FORMAT:
         raise FitError(
             f"{path} was written in fit format {meta.get('format')!r} by bayescale "
             f"{meta.get('versions', {}).get('bayescale')}; this version reads format {FORMAT}. "
             f"Refit with this version."
         )
+    keys = ("columns", "settings", "sha256")
+    if any(k not in meta for k in keys):
+        raise FitError(f"{path / 'fit.json'} lacks some of the keys {list(keys)}: it was not written "
+                       f"by fit.save or was edited. Save the fit again.")
     for name in FILES:
         if _sha256(path / name) != meta.get("sha256", {}).get(name):
             raise FitError(f"{path / name} does not match its checksum: the file was truncated or "

@@ -321,3 +321,83 @@ def test_fit_predict_report_on_gadre_overtrain(tmp_path):
     code, _, err = run(["report", out, "--at", "N=6.9e9,D=1.38e11"])
     assert code in (0, 1), err
     assert "<html" in (out / "report.html").read_text()
+
+
+# ---- compare and backtest ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def second_fit(power_csv, tmp_path_factory) -> Path:
+    """A second tiny fit of the same data as ``fitted``, with another sampler seed."""
+    out = tmp_path_factory.mktemp("fit2") / "power-fit-seed1"
+    code, _, err = run([*fit_args(power_csv, out), "--seed", "1", "--quiet"])
+    assert code in (0, 1), err
+    return out
+
+
+def test_compare_two_fits_of_the_same_data(fitted, second_fit):
+    _, first, _, _ = fitted
+    code, stdout, err = run(["compare", first, second_fit, "--json"])
+    assert code == 0, err
+    rows = json.loads(stdout)
+    assert {r["fit"] for r in rows} == {"power-fit", "power-fit-seed1"}
+    assert math.isclose(sum(r["weight"] for r in rows), 1.0, abs_tol=1e-6)
+    assert all(set(r) >= {"elpd_loo", "se", "p_loo", "elpd_diff", "dse", "n_bad_k"} for r in rows)
+    assert all(line.startswith("bayescale: warning:") for line in err.splitlines())
+    code, stdout, _ = run(["compare", first, second_fit, "--name", "a", "--name", "b"])
+    assert code == 0
+    table = [line.split()[0] for line in stdout.splitlines()[1:] if line.split()[:1] in (["a"], ["b"])]
+    assert sorted(table) == ["a", "b"] and "elpd_loo" in stdout and "weight" in stdout
+
+
+def test_compare_needs_two_fits_and_one_name_each(fitted):
+    _, first, _, _ = fitted
+    code, stdout, err = run(["compare", first])
+    assert code == 2 and stdout == ""
+    assert "at least two fit directories" in error_line(err)
+    code, _, err = run(["compare", first, first, "--name", "only-one"])
+    assert code == 2 and "one --name per FITDIR" in error_line(err)
+    code, _, err = run(["compare", first, first])
+    assert code == 2 and "--name" in error_line(err)
+
+
+def test_compare_fits_of_different_data(fitted, tmp_path):
+    other = tmp_path / "other.csv"
+    bs.datasets.simulate("power", families=1, seeds=1, sizes=(1e7, 1e8, 1e9), seed=1).to_csv(other,
+                                                                                              index=False)
+    out = tmp_path / "other-fit"
+    code, _, err = run([*fit_args(other, out), "--quiet"])
+    assert code in (0, 1), err
+    code, stdout, err = run(["compare", fitted[1], out, "--json"])
+    assert code == 2 and stdout == ""
+    assert "not fitted to the same outcome rows" in error_line(err)
+
+
+def test_backtest_largest_size_json_and_csv(power_csv, tmp_path):
+    import pandas as pd
+
+    csv = tmp_path / "per_target.csv"
+    code, stdout, err = run(["backtest", power_csv, "--law", "power", "--y", "loss", "--x", "x", *TINY,
+                             "--split", "largest-size", "--kind", "both", "--csv", csv, "--json"])
+    assert code in (0, 1), err  # tiny fits fail the ESS gate by design: exit 1, results still printed
+    result = json.loads(stdout)
+    assert result["split"].startswith("largest-size")
+    assert [r["kind"] for r in result["aggregate"]] == ["mean", "new_run"]
+    for row in result["aggregate"]:
+        coverage = [row[f"coverage_{p}"] for p in (50, 80, 90, 95)]
+        assert all(0.0 <= c <= 1.0 for c in coverage)
+    largest = pd.read_csv(power_csv)["x"].max()
+    assert result["per_target"] and all(r["x"] == largest for r in result["per_target"])
+    assert result["n_held_out"] == len(result["per_target"]) // 2
+    assert pd.read_csv(csv)["x"].eq(largest).all()
+
+
+@pytest.mark.parametrize(("split", "message"), [
+    ("largest", "is not a split"),
+    ("leave-family-out:f1", "leave-family-out:FAMILY:K"),
+    ("leave-family-out:f1:-1", "K >= 0"),
+    ("leave-family-out:f1:1", "needs a group column"),
+])
+def test_backtest_bad_split(power_csv, split, message):
+    code, stdout, err = run(["backtest", power_csv, "--law", "power", "--y", "loss", "--x", "x", *TINY,
+                             "--split", split, "--json"])
+    assert code == 2 and stdout == ""
+    assert message in error_line(err)
