@@ -8,10 +8,12 @@ fails on ESS by design: that is exit code 1 with the fit still written.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -320,7 +322,29 @@ def test_fit_predict_report_on_gadre_overtrain(tmp_path):
     assert row["extrap_C"] > 2  # about 300x the fitting compute
     code, _, err = run(["report", out, "--at", "N=6.9e9,D=1.38e11"])
     assert code in (0, 1), err
-    assert "<html" in (out / "report.html").read_text()
+    page = (out / "report.html").read_text()
+    assert "<html" in page and "</html>" in page
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert images and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+
+    # the same data through compare (two laws) and backtest (largest size held out)
+    other = tmp_path / "gadre-chinchilla"
+    code, _, err = run(["fit", data, "--law", "chinchilla", "--y", "loss", "--x", "N=params",
+                        "--x", "D=tokens", "--group", "dataset", "--se", "loss_se", "--chains", "2",
+                        "--warmup", "300", "--draws", "300", "--out", other, "--quiet"])
+    assert code in (0, 1), err
+    code, stdout, err = run(["compare", out, other, "--json"])
+    assert code == 0, err
+    table = json.loads(stdout)
+    assert len(table) == 2 and abs(sum(r["weight"] for r in table) - 1) < 1e-6
+    code, stdout, err = run(["backtest", data, "--law", "chinchilla_shared", "--y", "loss",
+                             "--x", "N=params", "--x", "D=tokens", "--group", "dataset",
+                             "--se", "loss_se", "--chains", "2", "--warmup", "300", "--draws", "300",
+                             "--split", "largest-size", "--json", "--quiet"])
+    assert code in (0, 1), err
+    result = json.loads(stdout)
+    assert {r["params"] for r in result["per_target"]} == {float(df["params"][df["gadre_fit_split"]].max())}
+    assert all(0 <= r["coverage_90"] <= 1 for r in result["aggregate"])
 
 
 # ---- compare and backtest ------------------------------------------------------------------
