@@ -127,6 +127,13 @@ class Fit:
         """Probability of each family being best at ``at``; see :func:`bayescale.compare.rank_families`."""
         return rank_families(self, at, lower_is_better, kind, seed)
 
+    def ppc(self, summary: bool = False, seed: int = 0):
+        """Posterior predictive check: a figure of observed vs replicated data per family and
+        LOO-PIT calibration, or with ``summary=True`` its numbers; see :mod:`bayescale.ppc`."""
+        from .ppc import ppc
+
+        return ppc(self, summary, seed)
+
     def plot(self, **kwargs):
         """Data, posterior median and credible bands per family (log-log); a Figure."""
         from .plot import plot_fit

@@ -1,0 +1,185 @@
+"""Posterior predictive checks: does data replicated from the fit look like the data?
+
+For every posterior draw, :func:`replicate` simulates log y at the observed
+rows from the model itself (the law's mean from that draw's family parameters,
+plus that draw's run effect, plus noise of scale ``sqrt(sigma^2 + se_log^2)``,
+Student-t when the fit used it).  :func:`ppc_summary` scores calibration per
+family: the share of observations inside their 50% and 90% posterior
+predictive intervals, the mean standardized residual, and the uniformity of
+the LOO-PIT values (PSIS-LOO, :func:`arviz_stats.loo_pit`), which under a
+calibrated model are close to uniform on (0, 1).  :func:`ppc_figure` draws both.
+
+The in-sample intervals use every observation twice (to fit and to check), so
+they are slightly optimistic; the LOO-PIT values leave each observation out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .model import OBS, RUN, law_mean
+from .predict import draws, family_parameters
+
+LEVELS = (0.5, 0.9)
+KS_95 = 1.36  # asymptotic 5% Kolmogorov critical value times sqrt(n)
+
+
+def replicate(fit, seed: int = 0) -> np.ndarray:
+    """Replicated log y, shape (draws, observations), draws stacked chain by chain.
+
+    Row ``d`` is one dataset simulated from posterior draw ``d`` at the observed
+    inputs, families and runs (the same order as ``fit.idata`` ``(chain, draw)``
+    flattened).
+    """
+    post, s, design = fit.idata.posterior, fit.structure, fit.design
+    rng = np.random.default_rng(seed)
+    sigma = draws(post, "sigma")
+    n_draws, n_obs = sigma.shape[0], len(design.y)
+    scaled = design.scaled(design.inputs)
+    mean_log = np.empty((n_draws, n_obs))
+    for k, family in enumerate(design.families):
+        rows = design.family_idx == k
+        if not rows.any():
+            continue
+        params = family_parameters(post, s, design, family, rng)
+        env = {name: v[:, None] for name, v in params.items()}
+        mu = law_mean(s.law, env, {name: v[None, rows] for name, v in scaled.items()})
+        mean_log[:, rows] = np.log(np.asarray(mu))
+    if s.n_runs:
+        effect = draws(post, RUN)
+        has_run = design.run_idx >= 0
+        mean_log[:, has_run] += effect[:, design.run_idx[has_run]]
+    scale = np.sqrt(sigma[:, None] ** 2 + design.se_log[None, :] ** 2)
+    if s.likelihood == "student_t":
+        z = rng.standard_t(draws(post, "nu")[:, None], size=(n_draws, n_obs))
+    else:
+        z = rng.standard_normal((n_draws, n_obs))
+    return mean_log + scale * z
+
+
+def loo_pit_values(fit, reps: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """LOO-PIT of each observation (PSIS-LOO, :func:`arviz_stats.loo_pit`).
+
+    The replicates go into a ``posterior_predictive`` group of a copy of
+    ``fit.idata``; ``fit.idata`` itself is left untouched.
+    """
+    from arviz_stats import loo_pit
+
+    reps = replicate(fit, seed) if reps is None else reps
+    obs = fit.idata.observed_data[OBS]
+    n_chain, n_draw = fit.idata.posterior.sizes["chain"], fit.idata.posterior.sizes["draw"]
+    pp = xr.Dataset({OBS: (("chain", "draw", "obs"), reps.reshape(n_chain, n_draw, -1))},
+                    coords={"chain": fit.idata.posterior["chain"].values,
+                            "draw": fit.idata.posterior["draw"].values,
+                            "obs": obs["obs"].values})
+    tree = xr.DataTree.from_dict({
+        "posterior": fit.idata.posterior.to_dataset(),
+        "log_likelihood": fit.idata.log_likelihood.to_dataset()[[OBS]],
+        "observed_data": fit.idata.observed_data.to_dataset()[[OBS]],
+        "posterior_predictive": pp,
+    })
+    pit = loo_pit(tree, var_names=OBS)
+    pit = pit[OBS] if isinstance(pit, (xr.Dataset, xr.DataTree)) else pit
+    return np.asarray(pit, dtype=float).reshape(-1)
+
+
+def uniformity_distance(u) -> float:
+    """Kolmogorov distance sup |ECDF(u) - u| of values on (0, 1) from the uniform."""
+    u = np.sort(np.asarray(u, dtype=float))
+    n = len(u)
+    if n == 0:
+        return float("nan")
+    i = np.arange(1, n + 1)
+    return float(max(np.max(i / n - u), np.max(u - (i - 1) / n)))
+
+
+def _scores(log_y, reps, pit) -> dict:
+    out = {"n": len(log_y)}
+    for level in LEVELS:
+        lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        out[f"coverage{100 * level:g}"] = float(np.mean((log_y >= lo) & (log_y <= hi)))
+    z = (log_y - reps.mean(0)) / reps.std(0)
+    out["mean_std_resid"] = float(np.mean(z))
+    out["pit_ks"] = uniformity_distance(pit)
+    out["pit_ks_crit95"] = KS_95 / np.sqrt(len(log_y))
+    return out
+
+
+def ppc_summary(fit, seed: int = 0) -> pd.DataFrame:
+    """Calibration per family and over ``"all"`` rows.
+
+    Columns: ``family``, ``n``, ``coverage50`` and ``coverage90`` (share of
+    observations inside their central 50% / 90% posterior predictive interval;
+    about 0.5 and 0.9 when calibrated), ``mean_std_resid`` (mean of
+    (log y - replicate mean) / replicate sd; near 0 unless the law is biased),
+    ``pit_ks`` (Kolmogorov distance of the LOO-PIT values from uniform) and
+    ``pit_ks_crit95`` (its asymptotic 5% critical value ``1.36 / sqrt(n)``).
+
+    These are marginal checks: a law whose misfit the noise scale ``sigma``
+    can absorb (e.g. a one-input power law on a Chinchilla ladder) can pass
+    them; look at the residual pattern in :func:`ppc_figure` too.
+    """
+    reps = replicate(fit, seed)
+    pit = loo_pit_values(fit, reps, seed)
+    log_y = np.log(fit.design.y)
+    rows = []
+    for k, family in enumerate(fit.design.families):
+        if fit.design.n_families == 1 and family == "all":
+            continue  # one unnamed family: its row is the "all" row
+        m = fit.design.family_idx == k
+        rows.append({"family": family, **_scores(log_y[m], reps[:, m], pit[m])})
+    rows.append({"family": "all", **_scores(log_y, reps, pit)})
+    return pd.DataFrame(rows)
+
+
+def ppc_figure(fit, seed: int = 0):
+    """Two panels: observed against replicated y, and the LOO-PIT ECDF minus uniform.
+
+    Left: per family, observed y against the posterior predictive median with
+    90% interval bars, log-log, with the line y = x.  Right: ECDF of the LOO-PIT
+    values minus the uniform CDF, per family and over all rows, with the band
+    ``+-1.36 / sqrt(n)`` (5% Kolmogorov, all rows).
+    """
+    import matplotlib.pyplot as plt
+
+    reps = replicate(fit, seed)
+    pit = loo_pit_values(fit, reps, seed)
+    y = fit.design.y
+    med = np.exp(np.median(reps, 0))
+    lo, hi = np.exp(np.quantile(reps, [0.05, 0.95], axis=0))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for k, family in enumerate(fit.design.families):
+        m = fit.design.family_idx == k
+        left.errorbar(y[m], med[m], yerr=[med[m] - lo[m], hi[m] - med[m]], fmt="o", ms=3,
+                      capsize=2, label=family)
+    span = [min(y.min(), lo.min()), max(y.max(), hi.max())]
+    left.plot(span, span, "k--", lw=1, label="y = x")
+    left.set(xscale="log", yscale="log", xlabel="observed y",
+             ylabel="posterior predictive median (90% interval)", title="Observed vs replicated")
+    left.legend(fontsize="small")
+    grid = np.linspace(0, 1, 201)
+    groups = [(f, fit.design.family_idx == k) for k, f in enumerate(fit.design.families)]
+    if len(groups) > 1:
+        groups.append(("all", np.ones(len(y), bool)))
+    for name, m in groups:
+        u = np.sort(pit[m])
+        right.step(grid, np.searchsorted(u, grid, side="right") / len(u) - grid, where="post",
+                   label=name, lw=2 if name == "all" or len(groups) == 1 else 1)
+    band = KS_95 / np.sqrt(len(y))
+    right.fill_between(grid, -band, band, color="grey", alpha=0.2, label="95% band")
+    right.axhline(0, color="k", lw=0.8)
+    right.set(xlabel="LOO-PIT", ylabel="ECDF - uniform", xlim=(0, 1), title="LOO-PIT calibration")
+    right.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def ppc(fit, summary: bool = False, seed: int = 0):
+    """Posterior predictive check of ``fit``: :func:`ppc_figure`, or :func:`ppc_summary`
+    with ``summary=True``."""
+    return ppc_summary(fit, seed) if summary else ppc_figure(fit, seed)
+
+
+__all__ = ["loo_pit_values", "ppc", "ppc_figure", "ppc_summary", "replicate", "uniformity_distance"]

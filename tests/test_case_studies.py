@@ -1,0 +1,50 @@
+"""The Chinchilla (Epoch AI) case study runs end to end in quick mode and recovers Epoch's estimates."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+import bayescale as bs
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "case_studies" / "chinchilla_epoch" / "run.py"
+
+
+def _load_module():
+    spec = importlib.util.spec_from_file_location("case_study_chinchilla_epoch", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_chinchilla_epoch_quick(tmp_path):
+    try:
+        bs.datasets.load("chinchilla_epoch", drop_highest_loss=5)
+    except bs.DataError as err:
+        pytest.skip(f"chinchilla_epoch data set unavailable: {err}")
+    module = _load_module()
+    assert module.main(["--quick", "--out", str(tmp_path)]) == 0
+
+    results = tmp_path / "RESULTS.md"
+    assert results.exists()
+    text = results.read_text(encoding="utf-8")
+    assert "| param | posterior median | posterior 95% (equal-tailed) | Epoch Huber estimate" in text
+    for symbol in ("| A |", "| B |", "| E |", "| α |", "| β |"):
+        assert symbol in text
+    assert "Tokens per parameter: posterior median" in text
+    assert "| D*/N* (tokens per parameter) |" in text
+    assert "coverage 95%" in text
+    for png in ("fit.png", "allocation.png"):
+        assert (tmp_path / png).stat().st_size > 1000
+
+    # posterior medians of E, alpha, beta (2nd column of the parameter table) lie inside
+    # Epoch's bootstrap 95% intervals
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip()
+            for line in text.splitlines() if line.startswith("| ") and line.count("|") > 3}
+    for symbol, name in (("E", "E"), ("α", "alpha"), ("β", "beta")):
+        lo, hi = module.EPOCH[name][1:]
+        median = float(rows[symbol])
+        assert lo <= median <= hi, (name, median, lo, hi)
