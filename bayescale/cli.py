@@ -650,6 +650,16 @@ def cmd_backtest(args) -> int:
 
 
 # ---- parser -------------------------------------------------------------------------------
+def _add_forecast_arguments(p) -> None:
+    """Arguments shared by the commands that forecast from a saved fit (predict, report)."""
+    p.add_argument("--family", help="family to forecast (a new name: forecast from the population); "
+                                    "default: every fitted family")
+    p.add_argument("--kind", choices=("mean", "new_run"), default="mean",
+                   help="mean: the law's curve; new_run: where one new run lands")
+    p.add_argument("--levels", default="0.5,0.9", help="central credible levels (default 0.5,0.9)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the forecast draws")
+
+
 def _add_fit_arguments(p) -> None:
     """The data, law, column and sampler arguments shared by ``fit`` and ``backtest``."""
     p.add_argument("data", metavar="DATA", help="CSV or Parquet file, one row per observation")
@@ -730,12 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("fitdir", metavar="FITDIR", help="directory written by 'bayescale fit --out'")
     p.add_argument("--at", required=True, action="append", metavar="N=7e9,D=1.4e11",
                    help="input values by LAW INPUT name, repeated for several points")
-    p.add_argument("--family", help="family to forecast (a new name: forecast from the population); "
-                                    "default: every fitted family")
-    p.add_argument("--kind", choices=("mean", "new_run"), default="mean",
-                   help="mean: the law's curve; new_run: where one new run lands")
-    p.add_argument("--levels", default="0.5,0.9", help="central credible levels (default 0.5,0.9)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the forecast draws")
+    _add_forecast_arguments(p)
     p.add_argument("--csv", metavar="FILE", help="also write the forecasts to a CSV file")
     p.add_argument("--json", action="store_true", help="print the forecasts as JSON records")
     p.set_defaults(func=cmd_predict)
@@ -750,11 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HTML file to write (default FITDIR/report.html)")
     p.add_argument("--at", action="append", metavar="N=7e9,D=1.4e11", default=[],
                    help="add forecasts at these input values, repeated for several points")
-    p.add_argument("--family", help="family to forecast (default: every fitted family)")
-    p.add_argument("--kind", choices=("mean", "new_run"), default="mean",
-                   help="mean: the law's curve; new_run: where one new run lands")
-    p.add_argument("--levels", default="0.5,0.9", help="central credible levels (default 0.5,0.9)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the forecast draws")
+    _add_forecast_arguments(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("compare", parents=[common], help="compare saved fits of the same data by PSIS-LOO",
