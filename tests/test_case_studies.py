@@ -48,3 +48,34 @@ def test_chinchilla_epoch_quick(tmp_path):
         lo, hi = module.EPOCH[name][1:]
         median = float(rows[symbol])
         assert lo <= median <= hi, (name, median, lo, hi)
+
+
+def test_gadre_overtrain_quick(tmp_path):
+    import math
+
+    try:
+        bs.datasets.load("gadre_overtrain")
+    except bs.DataError as err:
+        pytest.skip(f"gadre_overtrain data set unavailable: {err}")
+    script = ROOT / "case_studies" / "gadre_overtrain" / "run.py"
+    spec = importlib.util.spec_from_file_location("case_study_gadre_overtrain", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--quick", "--out", str(tmp_path)]) == 0
+
+    text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+    assert "| approach | kind | corpus | N | M | observed | median | 90% band |" in text
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines()
+            if line.startswith("| hierarchical |") or line.startswith("| per-corpus |")]
+    for approach in ("hierarchical", "per-corpus"):
+        for kind in ("new_run", "mean"):
+            sel = [r for r in rows if r[0] == approach and r[1] == kind]
+            assert len(sel) == 4, (approach, kind, len(sel))
+            for r in sel:
+                median = float(r[6])
+                lo, hi = (float(v) for v in r[7].split("–"))
+                assert all(math.isfinite(v) for v in (median, lo, hi))
+                assert lo <= median <= hi
+                assert math.isfinite(float(r[8]))
+    assert "P(lowest loss)" in text
+    assert (tmp_path / "fit.png").stat().st_size > 1000
