@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayescale.predict import draws
+
 HERE = Path(__file__).resolve().parent
 
 # Epoch AI (Besiroglu et al. 2024, arXiv:2404.10102), data_analysis.ipynb of
@@ -54,7 +56,8 @@ def _fmt(v: float) -> str:
 
 
 def _draws(posterior, name: str) -> np.ndarray:
-    return np.asarray(posterior[name].sel(family="all")).ravel()
+    """Draws of ``name`` for the one family of this ungrouped fit."""
+    return draws(posterior, name)[:, 0]
 
 
 def parameter_table(posterior) -> pd.DataFrame:
