@@ -296,8 +296,9 @@ def heldout_log_density(fit, rows: pd.DataFrame, seed: int = 0) -> np.ndarray:
     cols = fit.design.columns
     require_column(rows, cols["y"])
     y = pd.to_numeric(rows[cols["y"]], errors="coerce").to_numpy(dtype=float)
-    if not np.all(np.isfinite(y) & (y > 0)):
-        raise DataError(f"held-out outcome column '{cols['y']}' must be finite and > 0.")
+    link = fit.design.outcome
+    if not np.all(np.isfinite(y) & link.valid(y)):
+        raise DataError(f"held-out outcome column '{cols['y']}' must be finite and {link.range_text}.")
     new = rows.reset_index(drop=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # extrapolation is the point of a held-out size
@@ -308,9 +309,10 @@ def heldout_log_density(fit, rows: pd.DataFrame, seed: int = 0) -> np.ndarray:
     if fit.structure.n_runs:
         var = var + draws(post, "sigma_run")[:, None] ** 2
     if cols["se"] is not None:
-        var = var + (pd.to_numeric(new[cols["se"]]).to_numpy(dtype=float) / y)[None, :] ** 2
+        se = pd.to_numeric(new[cols["se"]]).to_numpy(dtype=float)
+        var = var + link.se(se, y)[None, :] ** 2
     scale = np.sqrt(var)
-    z = (np.log(y)[None, :] - np.log(mu)) / scale
+    z = (link.forward(y)[None, :] - link.forward(mu)) / scale
     if fit.structure.likelihood == "student_t":
         from scipy.special import gammaln
 

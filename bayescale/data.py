@@ -17,6 +17,8 @@ import pandas as pd
 
 from .errors import DataError, DesignWarning, FitWarning
 from .law import Law
+from .outcome import Outcome
+from .schedule import derive
 
 ALL = "all"  # family name used when no group column is given
 _SHOW = 5  # offending rows listed in a message
@@ -31,21 +33,26 @@ class Design:
     Attributes
     ----------
     y : ndarray
-        Outcome, positive.
+        Outcome, inside the law's outcome range (:mod:`bayescale.outcome`).
     inputs : dict of str -> ndarray
-        Law input name -> raw values (not yet divided by the reference).
+        Law input name -> raw values (not yet divided by the reference), derived
+        inputs included.
     refs : dict of str -> float
-        Reference value of each input: the geometric mean of the data.
+        Reference value of each input: the geometric mean of the data (1 for an
+        input the law does not scale).
     families : list of str
         Family names; ``family_idx`` indexes them per row.
     runs : list of str
         Run names (empty without a run column); ``run_idx`` per row, -1 if none.
     se_log : ndarray
-        Known measurement standard error on the log scale (0 where unknown).
+        Known measurement standard error on the link scale, log or logit (0 where
+        unknown).
     columns : dict
         The mapping from the call: ``y``, ``x`` (input -> column), ``group``, ``run``, ``se``.
     frame : DataFrame
         The rows used, with the original index and only the mapped columns.
+    outcome : Outcome
+        The law's outcome: its range and link scale.
     """
 
     y: np.ndarray
@@ -59,6 +66,7 @@ class Design:
     columns: dict
     frame: pd.DataFrame
     warnings: list = field(default_factory=list)
+    outcome: Outcome = field(default_factory=Outcome)
 
     @property
     def n_families(self) -> int:
@@ -74,23 +82,24 @@ class Design:
 
 
 def input_mapping(law: Law, x) -> dict:
-    """Normalise ``x`` to a dict law input -> column name."""
+    """Normalise ``x`` to a dict law input (or schedule column) -> data column."""
+    names = law.columns
     if isinstance(x, str):
-        if len(law.inputs) != 1:
+        if len(names) != 1:
             raise DataError(
-                f"law '{law.name}' has inputs {list(law.inputs)}; pass x as a dict such as "
-                f"{ {k: '<column>' for k in law.inputs} }."
+                f"law '{law.name}' has inputs {list(names)}; pass x as a dict such as "
+                f"{ {k: '<column>' for k in names} }."
             )
-        return {law.inputs[0]: x}
+        return {names[0]: x}
     if x is None:
         x = {}
     if not isinstance(x, dict):
         raise DataError(f"x must be a dict of law input -> column, not {type(x).__name__}.")
-    unknown = sorted(set(x) - set(law.inputs))
-    missing = [k for k in law.inputs if k not in x]
+    unknown = sorted(set(x) - set(names))
+    missing = [k for k in names if k not in x]
     if unknown:
         raise DataError(f"x names {unknown}, which are not inputs of law '{law.name}' "
-                        f"(its inputs are {list(law.inputs)}).")
+                        f"(its inputs are {list(names)}).")
     if missing:
         raise DataError(f"x does not map law input(s) {missing} of law '{law.name}' to a column; "
                         f"pass e.g. x={{'{missing[0]}': '<column>'}}.")
@@ -120,28 +129,80 @@ def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
         require_column(df, col)
     frame = df[list(dict.fromkeys(used))].copy()
 
-    yv = positive_column(frame, y, "the outcome (a log is taken)")
-    inputs = {k: positive_column(frame, col, f"input {k}") for k, col in xmap.items()}
+    yv = outcome_column(frame, y, law)
     se_log = np.zeros_like(yv)
     if se is not None:
         sev = _numeric(frame, se)
         _no_bad(frame, se, ~(sev >= 0), "a negative value", "standard errors must be >= 0")
-        se_log = sev / yv
+        se_log = law.outcome.se(sev, yv)
 
     families, fidx = _codes(frame, group, default=ALL)
     runs, ridx = _codes(frame, run, default=None)
     _check_families(frame, group, fidx, families, min_rows_per_family)
+    inputs = law_inputs(law, frame, xmap, group, run)
     if check_units:
         for k, col in xmap.items():
+            if not _scaled(law, k):
+                continue
             for f, name in enumerate(families):
                 units_look_mixed(inputs[k][fidx == f], col, name if group is not None else None)
     if run is None:
         _check_duplicates(frame, [y, *xmap.values(), *([group] if group else [])])
 
-    refs = {k: float(np.exp(np.mean(np.log(v)))) for k, v in inputs.items()}
-    design = Design(yv, inputs, refs, families, fidx, runs, ridx, se_log, columns, frame)
+    refs = {k: float(np.exp(np.mean(np.log(v)))) if _scaled(law, k) else 1.0
+            for k, v in inputs.items()}
+    design = Design(yv, inputs, refs, families, fidx, runs, ridx, se_log, columns, frame,
+                    outcome=law.outcome)
     design.warnings = design_warnings(design, law)
     return design
+
+
+def outcome_column(frame: pd.DataFrame, col, law: Law) -> np.ndarray:
+    """The outcome column, checked against the law's outcome range."""
+    if law.outcome.kind == "positive":
+        return positive_column(frame, col, "the outcome (a log is taken)")
+    values = _numeric(frame, col)
+    _no_bad(frame, col, ~law.outcome.valid(values), "values outside (0, 1)",
+            f"law '{law.name}' models a bounded outcome on the logit scale: give accuracies as "
+            f"fractions (0.42, not 42%) and nudge exact 0 or 1 inward (e.g. by half a count over "
+            f"the number of questions) or drop those rows")
+    return values
+
+
+def _scaled(law: Law, name: str) -> bool:
+    spec = law.input_specs.get(name)
+    return spec is not None and spec.scale == "reference"
+
+
+def law_inputs(law: Law, frame: pd.DataFrame, xmap: dict, group=None, run=None) -> dict:
+    """The formula's inputs for the rows of ``frame``: mapped columns, then derived inputs.
+
+    Derived inputs are computed per run (the ``run`` column within the ``group``
+    column when present; otherwise per family, or the whole frame as one run).
+    """
+    raw = {}
+    for k, col in xmap.items():
+        raw[k] = (positive_column(frame, col, f"input {k}") if _scaled(law, k)
+                  else _numeric(frame, col))
+    out = {k: raw[k] for k in law.inputs if k in raw}
+    formulas = {k: i.derived for k, i in law.input_specs.items() if i.derived is not None}
+    if not formulas:
+        return out
+    keys = [c for c in (group, run) if c is not None and c in frame.columns]
+    codes = (pd.MultiIndex.from_frame(frame[keys].astype(str)).factorize()[0] if keys
+             else np.zeros(len(frame), dtype=int))
+    step = xmap["step"]
+    dup = pd.DataFrame({"run": codes, "step": raw["step"]}).duplicated(keep=False).to_numpy()
+    _no_bad(frame, step, dup, "repeated steps within a run",
+            f"derived inputs of law '{law.name}' need one row per step of each run; "
+            f"pass run='<run column>' (and group=) so the runs are told apart")
+    derived = derive(formulas, {k: raw[k] for k in law.schedule}, codes)
+    for k, values in derived.items():
+        if _scaled(law, k):
+            _no_bad(frame, step, ~(values > 0), f"rows where derived input {k} is not > 0",
+                    f"{k} is divided by its reference and raised to powers; drop rows at step 0")
+        out[k] = values
+    return out
 
 
 def design_warnings(design: Design, law: Law) -> list[FitWarning]:
@@ -151,15 +212,17 @@ def design_warnings(design: Design, law: Law) -> list[FitWarning]:
         n = len(np.unique(v))
         if n < 3:
             out.append(FitWarning("few_sizes", (
-                f"input {k} (column '{design.columns['x'][k]}') has only {n} distinct value(s); "
+                f"input {k} (column '{design.columns['x'].get(k, 'derived')}') has only {n} "
+                f"distinct value(s); "
                 f"its exponent is then set by the prior more than the data. Add runs at a third "
                 f"size or fix the exponent with a narrower prior."), DesignWarning))
-    logs = [np.log(v) for v in design.inputs.values()]
+    names = [k for k in design.inputs if _scaled(law, k)]
+    logs = [np.log(design.inputs[k]) for k in names]
     for i in range(len(logs)):
         for j in range(i + 1, len(logs)):
             ratio = logs[j] - logs[i]
             if len(np.unique(np.round(ratio, 3))) == 1:
-                a, b = list(design.inputs)[i], list(design.inputs)[j]
+                a, b = names[i], names[j]
                 out.append(FitWarning("collinear", (
                     f"{b}/{a} is the same in every row (a fixed ratio such as tokens per "
                     f"parameter), so the effects of {a} and {b} cannot be separated; forecasts at "

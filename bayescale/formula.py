@@ -73,7 +73,8 @@ class Formula:
         return self._fn(env, xp)
 
 
-def parse(text: str, names: set[str] | None = None, what: str = "formula") -> Formula:
+def parse(text: str, names: set[str] | None = None, what: str = "formula",
+          extra: Mapping[str, tuple[int, Callable]] | None = None) -> Formula:
     """Parse ``text`` into a :class:`Formula`.
 
     Parameters
@@ -85,6 +86,9 @@ def parse(text: str, names: set[str] | None = None, what: str = "formula") -> Fo
         listing the allowed ones.  ``None`` accepts any name.
     what : str
         How to refer to the text in error messages (e.g. ``"formula of law 'power'"``).
+    extra : dict, optional
+        More functions: name -> (number of arguments, implementation).  Used for
+        the per-run schedule functions of derived inputs (:mod:`bayescale.schedule`).
 
     Raises
     ------
@@ -104,11 +108,11 @@ def parse(text: str, names: set[str] | None = None, what: str = "formula") -> Fo
         ) from None
     used: set[str] = set()
     try:
-        fn = _build(tree.body, text, what, used)
+        fn = _build(tree.body, text, what, used, extra or {})
     except RecursionError:
         raise LawError(f"{what} is nested too deeply to parse; simplify it.") from None
     if names is not None:
-        unknown = sorted(used - set(names) - set(FUNCTIONS))
+        unknown = sorted(used - set(names) - set(FUNCTIONS) - set(extra or {}))
         if unknown:
             raise LawError(
                 f"{what} {text!r} uses unknown name(s) {unknown}; "
@@ -117,7 +121,7 @@ def parse(text: str, names: set[str] | None = None, what: str = "formula") -> Fo
     return Formula(text=text.strip(), names=frozenset(used), _fn=fn)
 
 
-def _build(node: ast.AST, text: str, what: str, used: set[str]) -> Callable:
+def _build(node: ast.AST, text: str, what: str, used: set[str], extra: Mapping) -> Callable:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
             raise LawError(f"{what} {text!r}: only numbers are allowed as constants, not {node.value!r}.")
@@ -125,43 +129,50 @@ def _build(node: ast.AST, text: str, what: str, used: set[str]) -> Callable:
         return lambda env, xp: value
     if isinstance(node, ast.Name):
         name = node.id
-        if name in FUNCTIONS:
+        if name in FUNCTIONS or name in extra:
             raise LawError(f"{what} {text!r}: '{name}' is a function; call it as {name}(...).")
         used.add(name)
         return lambda env, xp: env[name]
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         op = _BINARY[type(node.op)]
-        left = _build(node.left, text, what, used)
-        right = _build(node.right, text, what, used)
+        left = _build(node.left, text, what, used, extra)
+        right = _build(node.right, text, what, used, extra)
         return lambda env, xp: op(left(env, xp), right(env, xp))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         op = _UNARY[type(node.op)]
-        operand = _build(node.operand, text, what, used)
+        operand = _build(node.operand, text, what, used, extra)
         return lambda env, xp: op(operand(env, xp))
     if isinstance(node, ast.Call):
-        return _build_call(node, text, what, used)
+        return _build_call(node, text, what, used, extra)
     raise LawError(
         f"{what} {text!r}: '{ast.unparse(node)}' is not allowed. Formulas may use numbers, "
         f"names, + - * / **, unary minus and the functions {sorted(FUNCTIONS)}."
     )
 
 
-def _build_call(node: ast.Call, text: str, what: str, used: set[str]) -> Callable:
-    if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+def _build_call(node: ast.Call, text: str, what: str, used: set[str], extra: Mapping) -> Callable:
+    known = sorted([*FUNCTIONS, *extra])
+    if not isinstance(node.func, ast.Name) or node.func.id not in known:
         raise LawError(
             f"{what} {text!r}: call of '{ast.unparse(node.func)}' is not allowed; "
-            f"allowed functions are {sorted(FUNCTIONS)}."
+            f"allowed functions are {known}."
         )
     if node.keywords:
         raise LawError(f"{what} {text!r}: keyword arguments are not allowed in '{ast.unparse(node)}'.")
+    args = [_build(a, text, what, used, extra) for a in node.args]
+    if node.func.id in extra:
+        expected, call = extra[node.func.id]
+        _arity(node.func.id, expected, len(args), text, what)
+        return lambda env, xp: call(xp, *(a(env, xp) for a in args))
     impl = FUNCTIONS[node.func.id]
-    args = [_build(a, text, what, used) for a in node.args]
     expected = 2 if impl in ("minimum", "maximum") else 1
-    if len(args) != expected:
-        raise LawError(
-            f"{what} {text!r}: {node.func.id}() takes {expected} argument(s), got {len(args)}."
-        )
+    _arity(node.func.id, expected, len(args), text, what)
     return lambda env, xp: _function(xp, impl)(*(a(env, xp) for a in args))
+
+
+def _arity(name: str, expected: int, got: int, text: str, what: str) -> None:
+    if got != expected:
+        raise LawError(f"{what} {text!r}: {name}() takes {expected} argument(s), got {got}.")
 
 
 def parse_call(text: str, allowed: Mapping[str, int], what: str) -> tuple[str, list[float]]:
@@ -188,7 +199,7 @@ def parse_call(text: str, allowed: Mapping[str, int], what: str) -> tuple[str, l
 
     values = []
     for arg in tree.args:
-        fn = _build(arg, text, what, set())
+        fn = _build(arg, text, what, set(), {})
         try:
             values.append(float(fn({}, np)))
         except KeyError as exc:

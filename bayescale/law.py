@@ -27,9 +27,12 @@ import pandas as pd
 
 from .errors import LawError
 from .formula import Formula, parse
+from .outcome import Outcome
 from .priors import Prior
+from .schedule import FUNCTIONS as SCHEDULE_FUNCTIONS
 
 POOLS = ("shared", "partial", "none")
+SCALES = ("reference", "none")
 
 
 def catalogue_dir() -> Path:
@@ -52,6 +55,21 @@ class Parameter:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class Input:
+    """One input of the formula: a data column, or derived per run from the ``[schedule]``.
+
+    ``scale="reference"`` divides it by its reference (geometric mean of the data)
+    inside the formula; ``"none"`` passes it as it is (for inputs whose value
+    matters in itself, e.g. a loss fed to a link law, or that can be zero).
+    """
+
+    name: str
+    description: str = ""
+    scale: str = "reference"
+    derived: Formula | None = None
+
+
 class Law:
     """A scaling law: formula, inputs, parameters with priors and pooling, citation.
 
@@ -63,19 +81,28 @@ class Law:
         Expression of the outcome's mean over inputs (divided by their reference)
         and parameters; see :mod:`bayescale.formula` for what is allowed.
     inputs : dict
-        Input name -> description, e.g. ``{"N": "parameters"}``.
+        Input name -> description, e.g. ``{"N": "parameters"}``, or -> a table with
+        ``description``, ``scale`` (``"reference"`` or ``"none"``, see :class:`Input`)
+        and ``derived`` (an expression over the ``schedule`` columns, evaluated per
+        run by :mod:`bayescale.schedule`).
     parameters : dict
         Parameter name -> table with ``prior`` (see :mod:`bayescale.priors`),
         ``pool`` (``shared``, ``partial`` or ``none``), optional ``tau`` (scale of
         the half-normal prior on the family spread) and ``description``.
     report : dict, optional
         Name -> formula of parameters in the paper's convention.
+    outcome : {"positive", "unit"}
+        The outcome's range, which sets the noise model (:mod:`bayescale.outcome`).
+    schedule : dict, optional
+        Per-row columns that derived inputs are computed from, name -> description;
+        must include ``step``, which orders the rows of a run.
     citation, description, title, notes : str
         Documentation; ``notes`` says how the notation differs from the paper.
     """
 
     def __init__(self, name, formula, inputs, parameters, report=None, citation="",
-                 description="", title="", notes="", source_text=None):
+                 description="", title="", notes="", source_text=None, outcome="positive",
+                 schedule=None):
         self.name = _identifier(name, "law name")
         self.title, self.citation = title, citation
         self.description, self.notes = description, notes
@@ -84,7 +111,13 @@ class Law:
                            f"of name = \"description\".")
         if not isinstance(parameters, dict):
             raise LawError(f"law '{name}' needs [parameters.<name>] tables.")
-        self.input_descriptions = {_identifier(k, "input name"): str(v) for k, v in inputs.items()}
+        self.outcome = Outcome.named(outcome)
+        self.schedule = {_identifier(k, "schedule column"): str(v) for k, v in (schedule or {}).items()}
+        self.input_specs = {k: self._input(k, v) for k, v in inputs.items()}
+        if any(i.derived for i in self.input_specs.values()) and "step" not in self.schedule:
+            raise LawError(f"law '{name}' has derived inputs but its [schedule] table lacks 'step', "
+                           f"the column that orders the rows of a run.")
+        self.input_descriptions = {k: i.description for k, i in self.input_specs.items()}
         self.parameters = {
             k: _parameter(k, v, name) for k, v in (parameters or {}).items()
         }
@@ -105,9 +138,35 @@ class Law:
         }
         self.source_text = source_text
 
+    def _input(self, key, spec) -> Input:
+        _identifier(key, "input name")
+        what = f"input '{key}' of law '{self.name}'"
+        if isinstance(spec, str):
+            return Input(key, spec)
+        if not isinstance(spec, dict):
+            raise LawError(f"{what} must be a description or a table with description/scale/derived.")
+        extra = sorted(set(spec) - {"description", "scale", "derived"})
+        if extra:
+            raise LawError(f"{what}: unknown key(s) {extra}; allowed are description, scale, derived.")
+        scale = spec.get("scale", "reference")
+        if scale not in SCALES:
+            raise LawError(f"{what}: scale = {scale!r}; choose one of {SCALES}.")
+        derived = spec.get("derived")
+        if derived is not None:
+            derived = parse(derived, set(self.schedule), what=f"derived expression of {what}",
+                            extra=SCHEDULE_FUNCTIONS)
+        return Input(key, str(spec.get("description", "")), scale, derived)
+
     @property
     def inputs(self) -> tuple[str, ...]:
-        return tuple(self.input_descriptions)
+        """The formula's inputs (data columns and derived ones)."""
+        return tuple(self.input_specs)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """What a call maps to data columns: the inputs that are not derived, then the schedule."""
+        plain = tuple(k for k, i in self.input_specs.items() if i.derived is None)
+        return plain + tuple(k for k in self.schedule if k not in plain)
 
     def __repr__(self) -> str:
         return f"Law({self.name!r}: y = {self.formula.text})"
@@ -124,7 +183,7 @@ class Law:
         if missing:
             raise LawError(f"{origin} lacks required key(s) {missing}.")
         known = {"name", "formula", "inputs", "parameters", "report", "citation",
-                 "description", "title", "notes"}
+                 "description", "title", "notes", "outcome", "schedule"}
         extra = sorted(set(spec) - known)
         if extra:
             raise LawError(f"{origin}: unknown key(s) {extra}; allowed are {sorted(known)}.")
@@ -181,7 +240,19 @@ class Law:
             value = self.formula.text if key == "formula" else getattr(self, key)
             if value:
                 lines.append(f"{key} = {_q(value)}")
-        lines += ["", "[inputs]"] + [f"{k} = {_q(v)}" for k, v in self.input_descriptions.items()]
+        if self.outcome.kind != "positive":
+            lines.append(f"outcome = {_q(self.outcome.kind)}")
+        lines += ["", "[inputs]"]
+        for i in self.input_specs.values():
+            if i.scale == "reference" and i.derived is None:
+                lines.append(f"{i.name} = {_q(i.description)}")
+                continue
+            parts = [f"description = {_q(i.description)}", f"scale = {_q(i.scale)}"]
+            if i.derived is not None:
+                parts.append(f"derived = {_q(i.derived.text)}")
+            lines.append(f"{i.name} = {{ {', '.join(parts)} }}")
+        if self.schedule:
+            lines += ["", "[schedule]"] + [f"{k} = {_q(v)}" for k, v in self.schedule.items()]
         for p in self.parameters.values():
             lines += ["", f"[parameters.{p.name}]", f"prior = {_q(str(p.prior))}",
                       f"pool = {_q(p.pool)}", f"tau = {p.tau!r}"]
@@ -211,7 +282,7 @@ def laws() -> pd.DataFrame:
         rows.append({
             "name": law.name, "title": law.title, "formula": law.formula.text,
             "inputs": ", ".join(law.inputs), "parameters": ", ".join(law.parameters),
-            "citation": law.citation,
+            "outcome": law.outcome.kind, "citation": law.citation,
         })
     return pd.DataFrame(rows)
 

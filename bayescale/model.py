@@ -9,8 +9,11 @@ The model, for row *i* of family *f* and run *r*::
     theta_p[f]  = prior_p.to_natural(z_p[f])            (see bayescale.priors)
     mu_i        = law(theta[f], x_i / x_ref)
     u_r         ~ Normal(0, sigma_run),  sigma_run ~ HalfNormal(0.05)   (run/seed effect)
-    log y_i     ~ Normal(log mu_i + u_r, sqrt(sigma^2 + se_i^2)),  sigma ~ HalfNormal(0.1)
+    g(y_i)      ~ Normal(g(mu_i) + u_r, sqrt(sigma^2 + se_i^2)),  sigma ~ HalfNormal(0.1)
 
+where ``g`` is the link of the law's outcome (:mod:`bayescale.outcome`): log
+for a positive outcome (log-normal noise, effects in relative terms), logit
+for one in (0, 1) (logit-normal noise),
 with a Student-t instead of the normal for ``likelihood="student_t"``.
 
 Each random effect (the partially pooled family parameters, and the run
@@ -39,9 +42,9 @@ from .errors import LawError
 from .law import Law
 
 LIKELIHOODS = ("normal", "student_t")
-OBS = "log_y"  # the observed site: the outcome on the log scale
-RUN_SCALE = 0.05  # prior scale of the run/seed effect on log y (5%)
-NOISE_SCALE = 0.1  # prior scale of the observation noise on log y (10%)
+OBS = "y_link"  # the observed site: the outcome on its link scale (log or logit)
+RUN_SCALE = 0.05  # prior scale of the run/seed effect on the link scale (5% on log y)
+NOISE_SCALE = 0.1  # prior scale of the observation noise on the link scale (10% on log y)
 PARAMETERIZATIONS = {"auto": None, "centred": 1.0, "noncentred": 0.0}
 
 
@@ -80,7 +83,7 @@ def model_data(design: Design) -> dict:
         "run_idx": jnp.asarray(np.maximum(design.run_idx, 0)),
         "se_log": jnp.asarray(design.se_log),
         "floor": jnp.asarray(design.floor()),
-        "log_y": jnp.asarray(np.log(design.y)),
+        "y_link": jnp.asarray(design.outcome.forward(design.y)),
     }
 
 
@@ -107,15 +110,15 @@ def family_values(s: Structure, floor):
     return values
 
 
-def law_mean(law: Law, values: dict, inputs: dict):
-    """The law's mean outcome; non-positive values are clipped so log() stays finite."""
-    mu = law.formula(values | inputs)
-    return jnp.maximum(mu, jnp.finfo(jnp.result_type(float)).tiny)
+def law_mean(law: Law, values: dict, inputs: dict, xp=jnp):
+    """The law's mean outcome, clipped into the outcome's range so its link stays finite."""
+    return law.outcome.clip(law.formula(values | inputs, xp), xp)
 
 
-def _model(inputs, family_idx, run_idx, se_log, floor, log_y=None, *, s: Structure):
+def _model(inputs, family_idx, run_idx, se_log, floor, y_link=None, *, s: Structure):
     values = family_values(s, floor)
-    mean_log = jnp.log(law_mean(s.law, {k: v[family_idx] for k, v in values.items()}, inputs))
+    mu = law_mean(s.law, {k: v[family_idx] for k, v in values.items()}, inputs)
+    mean_log = s.law.outcome.forward(mu, jnp)
     if s.n_runs:
         sigma_run = numpyro.sample("sigma_run", dist.HalfNormal(RUN_SCALE))
         with numpyro.plate("run", s.n_runs):
@@ -129,7 +132,7 @@ def _model(inputs, family_idx, run_idx, se_log, floor, log_y=None, *, s: Structu
     else:
         noise = dist.Normal(mean_log, scale)
     with numpyro.plate("obs", mean_log.shape[0]):
-        numpyro.sample(OBS, noise, obs=log_y)
+        numpyro.sample(OBS, noise, obs=y_link)
 
 
 def partial_names(s: Structure) -> list[str]:

@@ -35,7 +35,8 @@ def plot_fit(fit, level: float = 0.9, extend: float = 1.0, ax=None):
     for k, family in enumerate(design.families):
         a = axes[k % len(axes)]
         rows = design.family_idx == k
-        for i, (ratio, grid) in enumerate(_curves(design, rows, first, extend)):
+        curves = _curves(design, rows, first, extend) if set(xmap) == set(design.inputs) else []
+        for i, (ratio, grid) in enumerate(curves):
             frame = pd.DataFrame({xmap[name]: values for name, values in grid.items()})
             if design.columns["group"] is not None:
                 frame[design.columns["group"]] = family
@@ -46,9 +47,16 @@ def plot_fit(fit, level: float = 0.9, extend: float = 1.0, ax=None):
             a.plot(x, pred["median"], color=color, lw=1.2, label=ratio)
             mask = rows & _on_ratio(design, first, ratio)
             a.scatter(design.inputs[first][mask], design.y[mask], s=12, color=color, zorder=3)
-        if not len(_curves(design, rows, first, extend)):
-            a.scatter(design.inputs[first][rows], design.y[rows], s=12, color="k")
-        a.set(xscale="log", yscale="log", xlabel=xmap[first], ylabel=ycol,
+        x = design.frame[xmap[first]].to_numpy(dtype=float)
+        if not curves:  # no few fixed ratios to draw as curves: bands at the observed rows
+            pred = fit.predict(design.frame[rows], kind="mean", levels=(level,))
+            med = pred["median"].to_numpy()
+            band = [med - pred[f"lo{100 * level:g}"].to_numpy(), pred[f"hi{100 * level:g}"].to_numpy() - med]
+            a.errorbar(x[rows], med, yerr=band, fmt="none", color="C0", alpha=0.5, lw=1)
+            a.scatter(x[rows], design.y[rows], s=10, color="k", zorder=3)
+        positive = design.outcome.kind == "positive"
+        a.set(xscale="log" if (x > 0).all() else "linear", yscale="log" if positive else "linear",
+              xlabel=xmap[first], ylabel=ycol,
               title=family if n > 1 else fit.law.name)
         if len(a.get_legend_handles_labels()[0]) > 1:
             a.legend(fontsize=7, title_fontsize=7, title=_ratio_title(design, first))

@@ -27,7 +27,9 @@ KS_95 = 1.36  # asymptotic 5% Kolmogorov critical value times sqrt(n)
 
 
 def replicate(fit, seed: int = 0) -> np.ndarray:
-    """Replicated log y, shape (draws, observations), draws stacked chain by chain.
+    """Replicated y on the link scale (log or logit), shape (draws, observations).
+
+    Draws are stacked chain by chain.
 
     Row ``d`` is one dataset simulated from posterior draw ``d`` at the observed
     inputs, families and runs (the same order as ``fit.idata`` ``(chain, draw)``
@@ -45,8 +47,8 @@ def replicate(fit, seed: int = 0) -> np.ndarray:
             continue
         params = family_parameters(post, s, design, family, rng)
         env = {name: v[:, None] for name, v in params.items()}
-        mu = law_mean(s.law, env, {name: v[None, rows] for name, v in scaled.items()})
-        mean_log[:, rows] = np.log(np.asarray(mu))
+        mu = law_mean(s.law, env, {name: v[None, rows] for name, v in scaled.items()}, np)
+        mean_log[:, rows] = design.outcome.forward(np.asarray(mu))
     if s.n_runs:
         effect = draws(post, RUN)
         has_run = design.run_idx >= 0
@@ -123,7 +125,7 @@ def ppc_summary(fit, seed: int = 0) -> pd.DataFrame:
     """
     reps = replicate(fit, seed)
     pit = loo_pit_values(fit, reps, seed)
-    log_y = np.log(fit.design.y)
+    log_y = fit.design.outcome.forward(fit.design.y)
     rows = []
     for k, family in enumerate(fit.design.families):
         if fit.design.n_families == 1 and family == "all":
@@ -147,8 +149,9 @@ def ppc_figure(fit, seed: int = 0):
     reps = replicate(fit, seed)
     pit = loo_pit_values(fit, reps, seed)
     y = fit.design.y
-    med = np.exp(np.median(reps, 0))
-    lo, hi = np.exp(np.quantile(reps, [0.05, 0.95], axis=0))
+    back = fit.design.outcome.inverse
+    med = back(np.median(reps, 0))
+    lo, hi = back(np.quantile(reps, [0.05, 0.95], axis=0))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
     for k, family in enumerate(fit.design.families):
         m = fit.design.family_idx == k
@@ -156,7 +159,8 @@ def ppc_figure(fit, seed: int = 0):
                       capsize=2, label=family)
     span = [min(y.min(), lo.min()), max(y.max(), hi.max())]
     left.plot(span, span, "k--", lw=1, label="y = x")
-    left.set(xscale="log", yscale="log", xlabel="observed y",
+    scale = "log" if fit.design.outcome.kind == "positive" else "linear"
+    left.set(xscale=scale, yscale=scale, xlabel="observed y",
              ylabel="posterior predictive median (90% interval)", title="Observed vs replicated")
     left.legend(fontsize="small")
     grid = np.linspace(0, 1, 201)

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .data import Design, positive_column, require_column
+from .data import Design, law_inputs, require_column
 from .errors import DataError, ExtrapolationWarning
 from .model import Structure, law_mean
 
@@ -61,7 +61,9 @@ def extrapolation(design: Design, inputs: dict, family: str) -> dict:
         seen = seen if rows is None else seen[rows]
         return np.maximum.reduce([np.zeros_like(new), np.log10(new / seen.max()),
                                   np.log10(seen.min() / new)])
-    out = {f"extrap_{k}": decades(v, design.inputs[k]) for k, v in inputs.items()}
+    # in decades, so only for inputs that are positive (an unscaled input may be 0)
+    out = {f"extrap_{k}": decades(v, design.inputs[k]) for k, v in inputs.items()
+           if np.all(design.inputs[k] > 0) and np.all(v > 0)}
     if {"N", "D"} <= set(inputs):
         out["extrap_C"] = decades(inputs["N"] * inputs["D"], design.inputs["N"] * design.inputs["D"])
     return out
@@ -79,7 +81,7 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
     xmap, group = design.columns["x"], design.columns["group"]
     for col in xmap.values():
         require_column(new, col)
-    inputs = {k: positive_column(new, col, f"input {k}") for k, col in xmap.items()}
+    inputs = law_inputs(s.law, new, xmap, group, design.columns["run"])
     if group is not None and group in new.columns:
         families = new[group].astype(str).to_numpy()
     elif design.n_families == 1:
@@ -96,7 +98,7 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
         rows = families == family
         params = family_parameters(posterior, s, design, family, rng)
         env = {k: v[:, None] for k, v in params.items()}
-        mean = np.asarray(law_mean(s.law, env, {k: v[None, rows] for k, v in scaled.items()}))
+        mean = np.asarray(law_mean(s.law, env, {k: v[None, rows] for k, v in scaled.items()}, np))
         result[:, rows] = mean if kind == "mean" else _new_run(posterior, s, mean, rng)
         for key, value in extrapolation(design, {k: v[rows] for k, v in inputs.items()}, family).items():
             extra.setdefault(key, np.zeros(len(new)))[rows] = value
@@ -117,14 +119,15 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
 
 
 def _new_run(posterior, s: Structure, mean: np.ndarray, rng) -> np.ndarray:
-    """Add a fresh run effect and observation noise (log scale) to each draw of the mean."""
+    """Add a fresh run effect and observation noise (link scale) to each draw of the mean."""
     shape = mean.shape
     noise = draws(posterior, "sigma")[:, None] * (
         rng.standard_t(draws(posterior, "nu")[:, None], size=shape)
         if s.likelihood == "student_t" else rng.standard_normal(shape))
     if s.n_runs:
         noise = noise + draws(posterior, "sigma_run")[:, None] * rng.standard_normal(shape)
-    return mean * np.exp(noise)
+    link = s.law.outcome
+    return link.inverse(link.forward(mean) + noise)
 
 
 def _levels(levels) -> tuple:

@@ -29,6 +29,7 @@ from bayescale.compare import (
     rank_families,
 )
 from bayescale.errors import BayescaleWarning, DataError
+from bayescale.model import OBS
 from bayescale.predict import predict
 
 SIZES = (2e7, 5e7, 1.2e8, 3e8, 7e8)
@@ -230,7 +231,7 @@ def test_heldout_density_matches_in_sample_likelihood(same):
     """Scoring the training rows must reproduce the model's own pointwise likelihood
     (no run column, no se: log N(log y | log mu, sigma)), averaged over draws."""
     fit, df = same
-    ll = np.asarray(fit.idata.log_likelihood["log_y"]).reshape(-1, len(df))
+    ll = np.asarray(fit.idata.log_likelihood[OBS]).reshape(-1, len(df))
     expected = np.log(np.mean(np.exp(ll), axis=0))
     np.testing.assert_allclose(heldout_log_density(fit, df), expected, rtol=1e-8, atol=1e-10)
     _, mu = predict(fit.idata.posterior, fit.structure, fit.design, df, samples=True)
