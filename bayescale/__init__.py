@@ -5,7 +5,9 @@ from . import _runtime
 _runtime.configure()
 
 from . import datasets  # noqa: E402
+from .allocate import allocate  # noqa: E402
 from .backtest import backtest  # noqa: E402
+from .chain import chain  # noqa: E402
 from .compare import average, compare, loso  # noqa: E402
 from .errors import (  # noqa: E402
     BayescaleError,
@@ -26,5 +28,5 @@ __version__ = "0.1.0"
 __all__ = [
     "BayescaleError", "DataError", "DesignWarning", "DiagnosticsWarning",
     "ExtrapolationWarning", "Fit", "FitError", "FitWarning", "Law", "LawError", "LooWarning",
-    "average", "backtest", "compare", "datasets", "fit", "laws", "load", "loso",
+    "allocate", "average", "backtest", "chain", "compare", "datasets", "fit", "laws", "load", "loso",
 ]

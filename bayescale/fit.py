@@ -127,6 +127,14 @@ class Fit:
         """Probability of each family being best at ``at``; see :func:`bayescale.compare.rank_families`."""
         return rank_families(self, at, lower_is_better, kind, seed)
 
+    def allocate(self, budgets, flops=None, family=None, inputs=("N", "D"), levels=(0.5, 0.9),
+                 seed: int = 0):
+        """Posterior of N*, D*, D*/N* and L* at each compute budget; see
+        :func:`bayescale.allocate.allocate` (``flops`` defaults to 6·N·D)."""
+        from .allocate import allocate, six_nd
+
+        return allocate(self, budgets, flops or six_nd, family, inputs, levels, seed)
+
     def ppc(self, summary: bool = False, seed: int = 0):
         """Posterior predictive check: a figure of observed vs replicated data per family and
         LOO-PIT calibration, or with ``summary=True`` its numbers; see :mod:`bayescale.ppc`."""

@@ -106,3 +106,28 @@ def _curves(design, rows, first, extend):
             grid[others[0]] = x * 10 ** r
         out.append((_label(r) if others else "", grid))
     return out
+
+
+def plot_allocation(allocation, ax=None):
+    """Compute-optimal N* and tokens per parameter against compute, median and widest band."""
+    import matplotlib.pyplot as plt
+
+    table, level = allocation.table, max(allocation.columns["levels"])
+    if ax is None:
+        fig, ax = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig = np.atleast_1d(ax)[0].figure
+    left, right = np.atleast_1d(ax)[:2]
+    for i, (family, rows) in enumerate(table.groupby("family", sort=False)):
+        color = f"C{i % 10}"
+        for a, key in ((left, "N"), (right, "tokens_per_param")):
+            a.fill_between(rows["C"], rows[f"{key}_lo{100 * level:g}"], rows[f"{key}_hi{100 * level:g}"],
+                           color=color, alpha=0.2)
+            a.plot(rows["C"], rows[f"{key}_median"], color=color, marker="o", ms=3, label=family)
+    left.set(xscale="log", yscale="log", xlabel="compute C", ylabel=f"N* ({allocation.columns['N']})",
+             title="Compute-optimal size")
+    right.set(xscale="log", yscale="log", xlabel="compute C", ylabel="D*/N*", title="Tokens per parameter")
+    if table["family"].nunique() > 1:
+        left.legend(fontsize=7)
+    fig.suptitle(f"median and {100 * level:g}% band", fontsize=10)
+    fig.tight_layout()
+    return fig
