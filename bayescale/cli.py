@@ -507,6 +507,62 @@ def cmd_predict(args) -> int:
     return EXIT_OK
 
 
+def _budgets(items) -> list[float]:
+    values = []
+    for item in items:
+        for part in str(item).split(","):
+            if part.strip():
+                values.append(_number(part.strip(), "--budget"))
+    if not values:
+        raise UsageError("give at least one compute budget, e.g. --budget 1e21,1e23.")
+    return values
+
+
+def cmd_allocate(args) -> int:
+    from .fit import load
+
+    out = _Out(args)
+    levels = _levels(args.levels)
+    fit = load(args.fitdir)
+    names = [n.strip() for n in args.inputs.split(",")]
+    if len(names) != 2:
+        raise UsageError(f"--inputs takes two law input names separated by a comma, not {args.inputs!r}.")
+    families = args.family or None
+    result = fit.allocate(_budgets(args.budget), family=families, inputs=tuple(names), levels=levels)
+    if not fit.ok:
+        out.warn("this fit failed its diagnostics gate; the allocation may be unreliable.")
+    table = result.table
+    if args.csv:
+        try:
+            table.to_csv(args.csv, index=False)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.csv} ({exc}).") from None
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        try:
+            result.plot().savefig(args.plot, dpi=120)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.plot} ({exc}).") from None
+    if args.json:
+        _dump(table)
+        return EXIT_OK
+    top = max(levels)
+    pct = f"{100 * top:g}"
+    shown = table[["C", "family"]].copy()
+    for key, label in (("N", "N*"), ("D", "D*"), ("tokens_per_param", "D*/N*"), ("L", "L*")):
+        shown[label] = [f"{_num(m)} [{_num(lo)}, {_num(hi)}]" for m, lo, hi in
+                        zip(table[f"{key}_median"], table[f"{key}_lo{pct}"], table[f"{key}_hi{pct}"])]
+    shown["C"] = shown["C"].map("{:.3g}".format)
+    out(f"Compute-optimal allocation under 6*N*D ({table['method'].iloc[0]}), median [{pct}% interval]:",
+        _left_table(shown))
+    for path in (args.csv, args.plot):
+        if path:
+            out(f"Written to {path}.")
+    return EXIT_OK
+
+
 def cmd_report(args) -> int:
     from .fit import load
     from .report import write
@@ -744,6 +800,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="also write the forecasts to a CSV file")
     p.add_argument("--json", action="store_true", help="print the forecasts as JSON records")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("allocate", parents=[common], help="compute-optimal N*, D* and loss at given budgets",
+                       description="Posterior of the compute-optimal model size N*, tokens D*, tokens per "
+                                   "parameter and loss at each compute budget C = 6*N*D, from a saved fit "
+                                   "of a law with a size and a data input (e.g. chinchilla).")
+    p.add_argument("fitdir", metavar="FITDIR", help="directory written by 'bayescale fit --out'")
+    p.add_argument("--budget", required=True, action="append", metavar="1e21,1e23",
+                   help="compute budgets in FLOPs, comma-separated or repeated")
+    p.add_argument("--inputs", default="N,D", metavar="N,D",
+                   help="the law's size and data inputs (default N,D)")
+    p.add_argument("--family", action="append", metavar="NAME",
+                   help="allocate for this family (repeatable; default every family; a new name "
+                        "is drawn from the population)")
+    p.add_argument("--levels", default="0.5,0.9", metavar="0.5,0.9", help="credible levels (default 0.5,0.9)")
+    p.add_argument("--csv", metavar="FILE", help="also write the table to a CSV file")
+    p.add_argument("--plot", metavar="PNG", help="also draw the frontier to a PNG file")
+    p.add_argument("--json", action="store_true", help="print the table as JSON records")
+    p.set_defaults(func=cmd_allocate)
 
     p = sub.add_parser("report", parents=[common], help="write a self-contained HTML report of a fit",
                        description="Write one self-contained HTML file with the data, the law, the "

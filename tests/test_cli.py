@@ -327,6 +327,23 @@ def test_fit_predict_report_on_gadre_overtrain(tmp_path):
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert images and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
 
+    # compute-optimal allocation from the saved fit, in JSON and as a table with a plot
+    code, stdout, err = run(["allocate", out, "--budget", "1e21,1e23", "--family", "rpj", "--json"])
+    assert code == 0, err
+    rows = json.loads(stdout)
+    assert [r["C"] for r in rows] == [1e21, 1e23] and rows[0]["method"] == "closed form"
+    assert rows[0]["N_median"] < rows[1]["N_median"]  # a larger budget buys a larger model
+    for r in rows:
+        assert r["N_lo90"] < r["N_median"] < r["N_hi90"]
+        # D* = C / (6 N*) draw by draw, a decreasing map, so the medians satisfy it too
+        assert abs(6 * r["N_median"] * r["D_median"] / r["C"] - 1) < 1e-2
+    png = tmp_path / "frontier.png"
+    code, stdout, err = run(["allocate", out, "--budget", "1e22", "--plot", png])
+    assert code == 0, err
+    assert "D*/N*" in stdout and png.read_bytes().startswith(b"\x89PNG")
+    code, _, err = run(["allocate", out, "--budget", "-3"])
+    assert code == 2 and "budgets must be positive" in err
+
     # the same data through compare (two laws) and backtest (largest size held out)
     other = tmp_path / "gadre-chinchilla"
     code, _, err = run(["fit", data, "--law", "chinchilla", "--y", "loss", "--x", "N=params",
