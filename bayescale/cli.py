@@ -318,7 +318,8 @@ def cmd_demo(args) -> int:
 def _law_details(law) -> dict:
     return {
         "name": law.name, "title": law.title, "formula": law.formula.text,
-        "inputs": dict(law.input_descriptions),
+        "inputs": dict(law.input_descriptions), "outcome": law.outcome.kind,
+        "schedule": dict(law.schedule),
         "parameters": {p.name: {"prior": str(p.prior), "pool": p.pool, "tau": p.tau,
                                 "description": p.description} for p in law.parameters.values()},
         "report": {k: f.text for k, f in law.report.items()},
@@ -327,8 +328,11 @@ def _law_details(law) -> dict:
 
 
 def cmd_laws(args) -> int:
-    from .law import laws, resolve
+    from .law import catalogue_markdown, laws, resolve
 
+    if args.markdown:
+        print(catalogue_markdown(), end="")
+        return EXIT_OK
     if args.name is None:
         table = laws()
         if args.json:
@@ -346,7 +350,10 @@ def cmd_laws(args) -> int:
     d = details
     print(f"{d['name']}: {d['title']}" if d["title"] else d["name"])
     print(f"\n  y = {d['formula']}\n")
-    print("Inputs (each divided by its reference <input>_ref, the geometric mean of the data):")
+    if d["outcome"] != "positive":
+        print("Outcome: in (0, 1), logit-normal noise\n")
+    print("Inputs (each divided by its reference <input>_ref, the geometric mean of the data, "
+          "unless unscaled):")
     width = max(map(len, d["inputs"]))
     for k, v in d["inputs"].items():
         print(f"  {k:<{width}}  {v}")
@@ -781,6 +788,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List the catalogue of scaling laws, or show one in full.")
     p.add_argument("name", nargs="?", metavar="NAME", help="a catalogue name or a .toml law file")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--markdown", action="store_true", help="print the catalogue as models/README.md")
     p.set_defaults(func=cmd_laws)
 
     p = sub.add_parser("fit", parents=[common], help="fit a law to a CSV or Parquet file",

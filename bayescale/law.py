@@ -287,6 +287,36 @@ def laws() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def catalogue_markdown() -> str:
+    """The catalogue as the Markdown page ``models/README.md`` (generated, not hand-written)."""
+    lines = [
+        "# The law catalogue",
+        "",
+        "One TOML spec per law: formula, inputs, parameters (prior, pooling across families), citation,",
+        "and notes on how the notation differs from the paper. Inputs are divided by their reference",
+        "(the geometric mean of the data) inside the formula unless marked *unscaled*; derived inputs",
+        "are computed per run from the schedule columns. Simulation-based calibration results are in",
+        "[VALIDATION.md](VALIDATION.md).",
+        "",
+        "This page is generated: `bayescale laws --markdown > models/README.md`.",
+        "",
+        "| law | formula | inputs | outcome | source |",
+        "|---|---|---|---|---|",
+    ]
+    for name in law_names():
+        law = Law.named(name)
+        inputs = []
+        for i in law.input_specs.values():
+            note = "derived: " + i.derived.text if i.derived is not None else (
+                "unscaled" if i.scale == "none" else "")
+            inputs.append(f"{i.name} ({note})" if note else i.name)
+        cite = law.citation.split(",")[0] if law.citation else ""
+        cells = [f"**{law.name}**<br>{law.title}", f"`{law.formula.text}`", "; ".join(inputs),
+                 law.outcome.kind, cite]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def resolve(law) -> Law:
     """Accept a :class:`Law`, a catalogue name, or a path to a ``.toml`` file."""
     if isinstance(law, Law):
