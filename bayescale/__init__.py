@@ -7,6 +7,7 @@ _runtime.configure()
 from . import datasets  # noqa: E402
 from .allocate import allocate  # noqa: E402
 from .backtest import backtest  # noqa: E402
+from .calibrate import calibrate  # noqa: E402
 from .chain import chain  # noqa: E402
 from .compare import average, compare, loso  # noqa: E402
 from .errors import (  # noqa: E402
@@ -28,5 +29,6 @@ __version__ = "0.1.0"
 __all__ = [
     "BayescaleError", "DataError", "DesignWarning", "DiagnosticsWarning",
     "ExtrapolationWarning", "Fit", "FitError", "FitWarning", "Law", "LawError", "LooWarning",
-    "allocate", "average", "backtest", "chain", "compare", "datasets", "fit", "laws", "load", "loso",
+    "allocate", "average", "backtest", "calibrate", "chain", "compare", "datasets", "fit", "laws",
+    "load", "loso",
 ]

@@ -142,17 +142,20 @@ def heldout_mask(df: pd.DataFrame, split, xmap: dict, group: str | None, run: st
     return mask, what, extra
 
 
-def score(fit, test: pd.DataFrame, kinds=("mean",), levels=LEVELS, seed: int = 0) -> pd.DataFrame:
+def score(fit, test: pd.DataFrame, kinds=("mean",), levels=LEVELS, seed: int = 0,
+          discrepancy: float = 0.0) -> pd.DataFrame:
     """Forecast the rows of ``test`` from ``fit`` and score them against their outcomes."""
     y = fit.design.columns["y"]
     require_column(test, y)
     truth = pd.to_numeric(test[y], errors="coerce").to_numpy(dtype=float)
     inputs = list(fit.design.columns["x"].values())
-    group = fit.design.columns["group"]
-    new = test[[*inputs, *([group] if group else [])]].reset_index(drop=True)
+    group, run = fit.design.columns["group"], fit.design.columns["run"]
+    keys = [c for c in (group, run) if c]  # the run column orders derived inputs
+    new = test[[*inputs, *keys]].reset_index(drop=True)
     parts = []
     for kind in kinds:
-        out = predict(fit.idata.posterior, fit.structure, fit.design, new, kind, levels, seed)
+        out = predict(fit.idata.posterior, fit.structure, fit.design, new, kind, levels, seed,
+                      discrepancy=discrepancy)
         part = pd.DataFrame({"row": test.index})
         for col in inputs:
             part[col] = new[col].to_numpy()
@@ -186,7 +189,7 @@ def summarise(per_target: pd.DataFrame, levels=LEVELS) -> pd.DataFrame:
 
 def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mean",
              levels=LEVELS, size: str | None = None, frac: float = 0.2, seed: int = 0,
-             **fit_kwargs) -> Backtest:
+             discrepancy: float = 0.0, **fit_kwargs) -> Backtest:
     """Hold out rows, fit the law on the rest, and score the forecasts of the held-out rows.
 
     Parameters
@@ -222,6 +225,9 @@ def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mea
         Share of rows held out by ``"largest-compute"``.
     seed : int
         Seed of the fit (unless given in ``fit_kwargs``) and of the forecasts.
+    discrepancy : float
+        Widen the forecasts by the law's own error beyond the data, at this rate
+        (see :func:`bayescale.calibrate`); 0 scores the plain bands.
     **fit_kwargs
         Passed to :func:`bayescale.fit` (``y``, ``x``, ``group``, ``run``, ``pool``,
         ``chains``, ...).
@@ -253,7 +259,7 @@ def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mea
     fitted = fit_fn(df.loc[~mask], law=law, **kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # extrapolating is what a backtest does
-        per_target = score(fitted, df.loc[mask], kinds, levels, seed)
+        per_target = score(fitted, df.loc[mask], kinds, levels, seed, discrepancy)
     return Backtest(per_target, summarise(per_target, levels), fitted, mask, what)
 
 

@@ -88,7 +88,8 @@ class Fit:
             names.append("nu")
         return names
 
-    def predict(self, new, kind: str = "mean", levels=(0.5, 0.9), seed: int = 0) -> pd.DataFrame:
+    def predict(self, new, kind: str = "mean", levels=(0.5, 0.9), seed: int = 0,
+                discrepancy: float = 0.0) -> pd.DataFrame:
         """Posterior forecasts at the rows of ``new``.
 
         Parameters
@@ -102,6 +103,10 @@ class Fit:
             where one new training run lands (adds a run effect and observation noise).
         levels : sequence of float
             Central credible levels; each gives columns ``lo<pct>`` and ``hi<pct>``.
+        discrepancy : float
+            Rate at which the law's own error grows beyond the data (link-scale sd
+            per decade of extrapolation), e.g. from :func:`bayescale.calibrate`;
+            0 trusts the law's form exactly, as a plain fit does.
 
         Returns
         -------
@@ -110,7 +115,8 @@ class Fit:
             and ``extrap_<input>`` (decades outside the family's observed range; also
             ``extrap_C`` for N*D).
         """
-        return predict(self.idata.posterior, self.structure, self.design, new, kind, levels, seed)
+        return predict(self.idata.posterior, self.structure, self.design, new, kind, levels, seed,
+                       discrepancy=discrepancy)
 
     def contrast(self, param: str, a: str, b: str, level: float = 0.9):
         """Posterior of ``param`` in family ``a`` minus (and over) family ``b``; see

@@ -70,7 +70,7 @@ def extrapolation(design: Design, inputs: dict, family: str) -> dict:
 
 
 def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0.5, 0.9),
-            seed: int = 0, samples: bool = False):
+            seed: int = 0, samples: bool = False, discrepancy: float = 0.0):
     """Forecast the outcome at the rows of ``new``; see :meth:`bayescale.fit.Fit.predict`."""
     if kind not in KINDS:
         raise DataError(f"kind={kind!r}; choose 'mean' (the law) or 'new_run' (one new run).")
@@ -102,6 +102,8 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
         result[:, rows] = mean if kind == "mean" else _new_run(posterior, s, mean, rng)
         for key, value in extrapolation(design, {k: v[rows] for k, v in inputs.items()}, family).items():
             extra.setdefault(key, np.zeros(len(new)))[rows] = value
+    if discrepancy:
+        result = widen(result, distance(extra), discrepancy, s.law.outcome, rng)
     out = new.copy()
     out["family"] = families
     out["mean"], out["median"] = result.mean(0), np.median(result, 0)
@@ -116,6 +118,24 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
             f"{int(far.sum())} forecast(s) lie more than {FAR_DECADES:g} decades outside the data "
             f"(see the extrap_* columns); the band assumes the law holds that far."), stacklevel=3)
     return (out, result) if samples else out
+
+
+def distance(extra: dict) -> np.ndarray:
+    """Extrapolation distance of each row in decades: of compute N*D when known, else the largest."""
+    if "extrap_C" in extra:
+        return extra["extrap_C"]
+    return np.max(np.stack(list(extra.values())), axis=0) if extra else 0.0
+
+
+def widen(result: np.ndarray, decades, rate: float, outcome, rng) -> np.ndarray:
+    """Add the law's own error beyond the data: link-scale noise of sd ``rate * decades``.
+
+    See :mod:`bayescale.calibrate`, which measures ``rate`` out of sample.
+    """
+    if not np.isfinite(rate) or rate < 0:
+        raise DataError(f"discrepancy={rate!r} must be a rate >= 0 (link-scale sd per decade).")
+    sd = rate * np.asarray(decades, dtype=float)
+    return outcome.inverse(outcome.forward(result) + sd * rng.standard_normal(result.shape))
 
 
 def _new_run(posterior, s: Structure, mean: np.ndarray, rng) -> np.ndarray:

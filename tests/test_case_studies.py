@@ -37,6 +37,13 @@ def test_chinchilla_epoch_quick(tmp_path):
     assert "Tokens per parameter: posterior median" in text
     assert "| D*/N* (tokens per parameter) |" in text
     assert "coverage 95%" in text
+    assert "### 3b. The same forecasts with the law's error rate" in text
+    assert "## 4. Which law to trust out of sample" in text and "| stacking average |" in text
+    # the new-run 90% band widened by the rate measured on the training part covers at least as
+    # many held-out runs as the plain band (columns: kind, n, coverage 50/80/90/95, ...)
+    plain, widened = (float(line.split("|")[5]) for line in text.splitlines()
+                      if line.startswith("| new_run |"))
+    assert widened >= plain, (plain, widened)
     for png in ("fit.png", "allocation.png"):
         assert (tmp_path / png).stat().st_size > 1000
 

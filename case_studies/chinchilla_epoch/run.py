@@ -76,14 +76,60 @@ def parameter_table(posterior) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def allocation(posterior, compute: float = C_CHINCHILLA) -> pd.DataFrame:
-    """Compute-optimal N*, D* per posterior draw (Hoffmann et al. eq. 4, C = 6ND)."""
-    A, B = _draws(posterior, "A"), _draws(posterior, "B")
-    a, b = _draws(posterior, "alpha"), _draws(posterior, "beta")
-    G = (a * A / (b * B)) ** (1.0 / (a + b))
-    n_opt = G * (compute / 6.0) ** (b / (a + b))
-    d_opt = (compute / 6.0) / n_opt
-    return pd.DataFrame({"N": n_opt, "D": d_opt, "tokens_per_param": d_opt / n_opt})
+def allocation(fit, compute: float = C_CHINCHILLA) -> pd.DataFrame:
+    """Compute-optimal N*, D* per posterior draw at ``compute`` (C = 6ND), from ``fit.allocate``."""
+    got = next(iter(fit.allocate([compute]).draws.values()))
+    return pd.DataFrame({"N": got["N"], "D": got["D"], "tokens_per_param": got["D"] / got["N"]})
+
+
+# Laws compared on the extrapolation split (those with inputs N and D in the catalogue).
+LAWS = ("chinchilla", "chinchilla_shared", "multiplicative", "kaplan", "farseer")
+QUICK_LAWS = ("chinchilla", "chinchilla_shared")
+
+
+def law_backtests(bs, df, laws, sampler) -> tuple[pd.DataFrame, dict]:
+    """Backtest each law on the C > 1e21 split; add a stacking-weighted average of the training fits.
+
+    Returns a table (one row per law and kind, plus the average) and the backtests by law.
+    """
+    known = set(bs.laws()["name"])
+    split = lambda d: d["flops"] > SPLIT_FLOPS  # noqa: E731
+    results, rows = {}, []
+    for law in [name for name in laws if name in known]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results[law] = bs.backtest(df, law=law, y="loss", x={"N": "params", "D": "tokens"},
+                                       split=split, kind=("mean", "new_run"), seed=0, progress=False,
+                                       **sampler)
+        for kind, agg in results[law].aggregate.iterrows():
+            rows.append({"law": law, "kind": kind, "gate": "passed" if results[law].fit.ok else "FAILED",
+                         **agg[["n", "median_abs_rel_error", "coverage_50", "coverage_90"]]})
+    fits = {law: bt.fit for law, bt in results.items()}
+    weights = bs.compare(fits)["weight"] if len(fits) > 1 else pd.Series({next(iter(fits)): 1.0})
+    test = df[split(df)]
+    truth = test["loss"].to_numpy()
+    for kind in ("mean", "new_run"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            avg = bs.average(fits, weights, test, kind=kind, levels=(0.5, 0.9))
+        err = np.abs(avg["median"].to_numpy() - truth) / truth
+        rows.append({"law": "stacking average", "kind": kind, "gate": "", "n": len(truth),
+                     "median_abs_rel_error": float(np.median(err)),
+                     "coverage_50": float(np.mean((avg["lo50"] <= truth) & (truth <= avg["hi50"]))),
+                     "coverage_90": float(np.mean((avg["lo90"] <= truth) & (truth <= avg["hi90"])))})
+    table = pd.DataFrame(rows)
+    table["weight"] = table["law"].map(lambda k: float(weights.get(k, np.nan)))
+    return table, results
+
+
+def _laws_show(table: pd.DataFrame) -> pd.DataFrame:
+    show = table[["law", "kind", "gate"]].copy()
+    show["n held out"] = table["n"].astype(int)
+    show["stacking weight"] = table["weight"].map(lambda v: "" if np.isnan(v) else f"{v:.2f}")
+    show["median abs rel error"] = table["median_abs_rel_error"].map(lambda v: f"{v:.4f}")
+    for pct in ("50", "90"):
+        show[f"coverage {pct}%"] = table[f"coverage_{pct}"].map(lambda v: f"{v:.2f}")
+    return show
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -105,6 +151,7 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
 
     import bayescale as bs
+    from bayescale.backtest import score, summarise
     from bayescale.io import versions
 
     t0 = time.perf_counter()
@@ -130,7 +177,7 @@ def main(argv=None) -> int:
     ess_min = float(summ["ess_bulk"].min())
 
     # 2. compute-optimal allocation at Chinchilla's budget
-    alloc = allocation(post)
+    alloc = allocation(fit)
     q = alloc.quantile([0.05, 0.5, 0.95])
 
     # 3. extrapolation backtest: hold out C > 1e21
@@ -143,7 +190,22 @@ def main(argv=None) -> int:
     n_train = int((~np.asarray(bt.held_out)).sum())
     n_test = int(np.asarray(bt.held_out).sum())
 
-    # 4. figures
+    # 3b. the same forecasts widened by the law's error rate, measured on the training part only
+    t = time.perf_counter()
+    train = df[df["flops"] <= SPLIT_FLOPS]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = bs.calibrate(train, frac=0.2, **fit_kw)
+        wide = score(bt.fit, df[np.asarray(bt.held_out)], ("mean", "new_run"), discrepancy=cal.rate)
+    wide_agg = summarise(wide)
+    t_cal = time.perf_counter() - t
+
+    # 4. which law to trust out of sample: the same split for several laws, and their stacking average
+    t = time.perf_counter()
+    laws_table, _ = law_backtests(bs, df, QUICK_LAWS if args.quick else LAWS, sampler)
+    t_laws = time.perf_counter() - t
+
+    # 5. figures
     fig = fit.plot()
     fig.savefig(out / "fit.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -188,6 +250,12 @@ def main(argv=None) -> int:
         bshow[f"coverage {pct}%"] = btab[f"coverage_{pct}"].map(lambda v: f"{v:.2f}")
     bshow["median abs rel error"] = btab["median_abs_rel_error"].map(lambda v: f"{v:.4f}")
     bshow["mean abs rel error"] = btab["mean_abs_rel_error"].map(lambda v: f"{v:.4f}")
+    wtab = wide_agg.reset_index().rename(columns={"index": "kind"})
+    wshow = pd.DataFrame({"kind": wtab["kind"], "n held out": wtab["n"].astype(int)})
+    for pct in ("50", "80", "90", "95"):
+        wshow[f"coverage {pct}%"] = wtab[f"coverage_{pct}"].map(lambda v: f"{v:.2f}")
+    wshow["median abs rel error"] = wtab["median_abs_rel_error"].map(lambda v: f"{v:.4f}")
+    signs = np.sign(bt.per_target.loc[bt.per_target["kind"] == "mean", "error"])
 
     tpp = q["tokens_per_param"]
     vers = versions()
@@ -210,7 +278,8 @@ Generated {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')} by
   noise σ (log scale) ≈ {sig_med:.4f}.
 - Versions: {', '.join(f'{k} {v}' for k, v in vers.items() if v)}.
 - Python {sys.version.split()[0]}.
-- Wall time: total {wall:.1f} s (full-data fit {t_fit:.1f} s, backtest {t_bt:.1f} s).
+- Wall time: total {wall:.1f} s (full-data fit {t_fit:.1f} s, backtest {t_bt:.1f} s,
+  calibration {t_cal:.1f} s, law comparison {t_laws:.1f} s).
 
 Fit warnings:
 {chr(10).join(warn_lines)}
@@ -223,8 +292,8 @@ Width ratio = (posterior 95% width) / (Epoch bootstrap 95% width).
 
 ## 2. Compute-optimal allocation at C = {C_CHINCHILLA:.3g} FLOPs (C = 6ND)
 
-Closed form per posterior draw (Hoffmann et al. eq. 4): G = (αA/(βB))^(1/(α+β)),
-N* = G (C/6)^(β/(α+β)), D* = (C/6)/N*.
+`fit.allocate([C])`: closed form per posterior draw (Hoffmann et al. eq. 4):
+G = (αA/(βB))^(1/(α+β)), N* = G (C/6)^(β/(α+β)), D* = (C/6)/N*.
 
 {_md_table(atab)}
 
@@ -242,6 +311,28 @@ Coverage = share of held-out runs whose observed loss lies inside the central ba
 
 Backtest-fit warnings:
 {chr(10).join(bt_warn)}
+
+{int((signs > 0).sum())} of {len(signs)} forecast medians lie above the observed loss. The errors
+(about 1% at 1-2.5 decades beyond the data) are larger than the plain bands, which hold only
+parameter uncertainty and run noise: the law's form is not exact at scale.
+
+### 3b. The same forecasts with the law's error rate measured on the training part
+
+`bs.calibrate(train, frac=0.2)` holds out the top 20% of the training runs by compute
+(C ≤ 1e21 only; the targets are never seen), fits the rest and measures how fast the law's
+error grows beyond the data: {cal.rate:.4f} (log-loss sd per decade of compute, from
+{len(cal.rows)} rows at up to {cal.rows['decades'].max():.2f} decades). The outer forecasts
+are then widened by that rate (`discrepancy=`), draw by draw:
+
+{_md_table(wshow)}
+
+## 4. Which law to trust out of sample
+
+The same split (train C ≤ 1e21, forecast C > 1e21) for each catalogue law with inputs N and D,
+and a model average of their training fits with stacking weights from PSIS-LOO
+(`bs.compare` then `bs.average`). The weights are chosen on the training data only.
+
+{_md_table(_laws_show(laws_table))}
 
 ## Figures
 - `fit.png` — data, posterior median and bands (`fit.plot()`).
