@@ -86,3 +86,16 @@ def test_gadre_overtrain_quick(tmp_path):
                 assert math.isfinite(float(r[8]))
     assert "P(lowest loss)" in text
     assert (tmp_path / "fit.png").stat().st_size > 1000
+
+    # the two-stage downstream forecast: 4 targets per kind, bands inside (0, 1); with calibrated
+    # new-run bands, 2 or fewer of 4 targets inside the 90% band has probability 0.052
+    assert "## 3. Downstream: 17-task average top-1 error, two stages" in text
+    down = [[c.strip() for c in line.split("|")[1:-1]] for line in text.split("## 3. Downstream")[1]
+            .splitlines() if line.startswith(("| mean |", "| new_run |"))]
+    for kind in ("mean", "new_run"):
+        sel = [r for r in down if r[0] == kind]
+        assert len(sel) == 4, (kind, sel)
+        for r in sel:
+            lo, hi = (float(v) for v in r[6].split("–"))
+            assert 0 < lo <= float(r[5]) <= hi < 1
+    assert sum(r[10] == "yes" for r in down if r[0] == "new_run") >= 3

@@ -25,6 +25,13 @@ HERE = Path(__file__).resolve().parent
 # Relative errors printed in mlfoundations/scaling scaling_explorer.ipynb
 # (RedPajama, C4-eval loss), keyed by (params rounded to 0.1B, tokens per parameter).
 PUBLISHED = {(1.4, 640): 0.71, (6.9, 20): 0.73}
+# Same notebook, 17-task average top-1 error (RedPajama), two-step forecast from the loss law.
+PUBLISHED_ERR = {(1.4, 640): 3.64, (6.9, 20): 0.05}
+# The 17-task subset of mlfoundations/scaling (scaling/constants.py, SUBSET).
+SUBSET = ["bigbench_operators", "pubmed_qa_labeled", "hellaswag_zeroshot", "boolq", "arc_easy", "coqa",
+          "bigbench_dyck_languages", "lambada_openai", "bigbench_novel_concepts", "winograd",
+          "bigbench_cs_algorithms", "commonsense_qa", "bigbench_qa_wikidata", "hellaswag", "copa",
+          "squad", "piqa"]
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 KINDS = ("new_run", "mean")
 AT_7B = {"params": 6.889e9, "tokens": 1.378e11}
@@ -71,6 +78,41 @@ def _fit(bs, df, sampler, group):
         return bs.fit(df, group=group, **kw)
 
 
+def downstream(bs, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``top1_error``: one minus the mean accuracy over the paper's 17 tasks."""
+    from bayescale.datasets.loaders import data_dir
+
+    acc = pd.read_csv(data_dir() / "gadre_overtrain" / "downstream_accuracy.csv")
+    acc = acc.assign(top1_error=1.0 - acc[SUBSET].mean(axis=1))[["name", "top1_error"]]
+    return df.merge(acc, on="name", how="left", validate="one_to_one")
+
+
+def two_stage(bs, hier, df, target, sampler):
+    """Fit exp_link per corpus on the paper's link runs and chain it after the loss fit."""
+    # the paper's downstream fit: the 5 loss-fit runs plus the 1.4B model at M = 20
+    link_rows = df[df.gadre_fit_split | ((df["arch"] == "open_lm_1b") & (df["tokens_per_param"] == 20))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        link = bs.fit(link_rows, law="exp_link", y="top1_error", x="loss", group="dataset", seed=0,
+                      progress=False, **sampler)
+        rows = []
+        for kind in ("mean", "new_run"):
+            out = bs.chain(hier, link, target[["params", "tokens", "dataset"]], loss_kind=kind, kind=kind,
+                           levels=(0.5, 0.9))
+            for (_, p), (_, t) in zip(out.iterrows(), target.iterrows()):
+                obs, med = float(t["top1_error"]), float(p["median"])
+                n_b, m = float(t["params"]) / 1e9, float(t["tokens"]) / float(t["params"])
+                pub = PUBLISHED_ERR.get((round(n_b, 1), round(m))) if t["dataset"] == "rpj" else None
+                rows.append({"kind": kind, "corpus": t["dataset"], "N": f"{n_b:.1f}B", "M": f"{m:.0f}",
+                             "observed": f"{obs:.4f}", "median": f"{med:.4f}",
+                             "90% band": f"{p['lo90']:.4f} – {p['hi90']:.4f}",
+                             "rel error %": f"{100 * (med - obs) / obs:+.2f}",
+                             "published %": f"{pub:.2f}" if pub is not None else "–",
+                             "in 50%": _yn(p["lo50"] <= obs <= p["hi50"]),
+                             "in 90%": _yn(p["lo90"] <= obs <= p["hi90"])})
+    return link, pd.DataFrame(rows)
+
+
 def _gate(fit) -> str:
     s = fit.summary()
     return (f"ok={fit.ok}, max R-hat {float(s['r_hat'].max()):.4f}, "
@@ -95,7 +137,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sampler = QUICK if args.quick else FULL
 
-    df = bs.datasets.load("gadre_overtrain")
+    df = downstream(bs, bs.datasets.load("gadre_overtrain"))
     train = df[df.gadre_fit_split].reset_index(drop=True)
     target = df[df.gadre_target].reset_index(drop=True)
     corpora = sorted(train["dataset"].unique())
@@ -139,7 +181,12 @@ def main(argv=None) -> int:
                          "observed loss": [f"{obs7[f]:.4f}" for f in rank["family"]],
                          "observed rank": [int(obs_rank[f]) for f in rank["family"]]})
 
-    # 4. figure
+    # 4. downstream: the 17-task top-1 error through the loss forecast (two stages, draw by draw)
+    t = time.perf_counter()
+    link, dtab = two_stage(bs, hier, df, target, sampler)
+    t_link = time.perf_counter() - t
+
+    # 5. figure
     fig = hier.plot()
     fig.savefig(out / "fit.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -169,7 +216,8 @@ Generated {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')} by
 - Per-corpus gates: {'; '.join(f'{c}: {_gate(f)}' for c, f in sep.items())}.
 {eta_line}- Versions: {', '.join(f'{k} {v}' for k, v in vers.items() if v)}.
 - Python {sys.version.split()[0]}.
-- Wall time: total {wall:.1f} s (hierarchical fit {t_hier:.1f} s, 3 per-corpus fits {t_sep:.1f} s).
+- Wall time: total {wall:.1f} s (hierarchical fit {t_hier:.1f} s, 3 per-corpus fits {t_sep:.1f} s,
+  link fit and two-stage forecasts {t_link:.1f} s).
 
 Hierarchical-fit warnings:
 {chr(10).join(_warns(hier))}
@@ -191,6 +239,17 @@ the `mlfoundations/scaling` notebook (RedPajama only; least-squares point fit, n
 Probability each corpus has the lowest C4-eval loss (`fit.rank_families`):
 
 {_md_table(rtab)}
+
+## 3. Downstream: 17-task average top-1 error, two stages
+
+Stage 1 is the hierarchical loss fit above; stage 2 is `exp_link`, Err = ε − k·exp(−γ·L), fitted
+per corpus (k per corpus, ε and γ shared; logit-normal noise) on the paper's downstream runs: the
+5 loss-fit runs plus the 1.4B model at M = 20 ({len(link.design.y)} runs). `bs.chain` pushes each
+posterior draw of the target's loss through a draw of the link, so the band carries both stages.
+The paper's two-step forecast (least squares, no band) is "published %" (RedPajama).
+Link-fit gate: {_gate(link)}.
+
+{_md_table(dtab)}
 
 ## Figures
 - `fit.png` — hierarchical fit: data, posterior median and bands per corpus (`fit.plot()`).
