@@ -149,8 +149,9 @@ def score(fit, test: pd.DataFrame, kinds=("mean",), levels=LEVELS, seed: int = 0
     require_column(test, y)
     truth = pd.to_numeric(test[y], errors="coerce").to_numpy(dtype=float)
     inputs = list(fit.design.columns["x"].values())
-    group, run = fit.design.columns["group"], fit.design.columns["run"]
-    keys = [c for c in (group, run) if c]  # the run column orders derived inputs
+    group, run, se = (fit.design.columns[k] for k in ("group", "run", "se"))
+    # the run column orders derived inputs; a known se widens the new-run band of a measured target
+    keys = [c for c in (group, run, se) if c and c in test.columns]
     new = test[[*inputs, *keys]].reset_index(drop=True)
     parts = []
     for kind in kinds:

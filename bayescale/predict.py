@@ -91,6 +91,7 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
         families = np.tile(np.asarray(design.families), len(new) // design.n_families)
         inputs = {k: np.repeat(v, design.n_families) for k, v in inputs.items()}
     rng = np.random.default_rng(seed)
+    se = _target_se(new, design, len(families))
     scaled = design.scaled(inputs)
     result = np.empty((draws(posterior, "sigma").shape[0], len(new)))
     extra = {}
@@ -99,7 +100,7 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
         params = family_parameters(posterior, s, design, family, rng)
         env = {k: v[:, None] for k, v in params.items()}
         mean = np.asarray(law_mean(s.law, env, {k: v[None, rows] for k, v in scaled.items()}, np))
-        result[:, rows] = mean if kind == "mean" else _new_run(posterior, s, mean, rng)
+        result[:, rows] = mean if kind == "mean" else _new_run(posterior, s, mean, rng, se[rows])
         for key, value in extrapolation(design, {k: v[rows] for k, v in inputs.items()}, family).items():
             extra.setdefault(key, np.zeros(len(new)))[rows] = value
     if discrepancy:
@@ -138,8 +139,24 @@ def widen(result: np.ndarray, decades, rate: float, outcome, rng) -> np.ndarray:
     return outcome.inverse(outcome.forward(result) + sd * rng.standard_normal(result.shape))
 
 
-def _new_run(posterior, s: Structure, mean: np.ndarray, rng) -> np.ndarray:
-    """Add a fresh run effect and observation noise (link scale) to each draw of the mean."""
+def _target_se(new: pd.DataFrame, design: Design, n: int) -> np.ndarray:
+    """Known measurement error of each target (outcome scale), when ``new`` has the se column.
+
+    A new run's measured outcome carries its own measurement error; without the
+    column it is taken as 0 (the forecast is of the run's true outcome).
+    """
+    col = design.columns["se"]
+    if col is None or col not in new.columns:
+        return np.zeros(n)
+    se = pd.to_numeric(new[col], errors="coerce").to_numpy(dtype=float)
+    if not np.all(np.isfinite(se) & (se >= 0)):
+        raise DataError(f"column '{col}' of the forecast rows must hold standard errors >= 0.")
+    return se
+
+
+def _new_run(posterior, s: Structure, mean: np.ndarray, rng, se=0.0) -> np.ndarray:
+    """Add a fresh run effect, observation noise and the target's known measurement error
+    (link scale) to each draw of the mean."""
     shape = mean.shape
     noise = draws(posterior, "sigma")[:, None] * (
         rng.standard_t(draws(posterior, "nu")[:, None], size=shape)
@@ -147,6 +164,8 @@ def _new_run(posterior, s: Structure, mean: np.ndarray, rng) -> np.ndarray:
     if s.n_runs:
         noise = noise + draws(posterior, "sigma_run")[:, None] * rng.standard_normal(shape)
     link = s.law.outcome
+    # the target's standard error moved to the link scale at each draw's mean (delta method)
+    noise = noise + link.se(np.asarray(se, dtype=float), mean) * rng.standard_normal(shape)
     return link.inverse(link.forward(mean) + noise)
 
 

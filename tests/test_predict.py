@@ -207,3 +207,19 @@ def test_same_seed_gives_identical_fits(fitted):
         np.testing.assert_array_equal(fit.idata.sample_stats[name].values,
                                       again.idata.sample_stats[name].values, err_msg=name)
     pd.testing.assert_frame_equal(fit.predict({"x": [1e8, 1e12]}), again.predict({"x": [1e8, 1e12]}))
+
+
+def test_new_run_band_adds_the_targets_known_standard_error():
+    df = ladder()
+    fit = tiny_fit(df.assign(se=0.002 * df["loss"]), se="se")
+    at = pd.DataFrame({"x": [1e9, 1e9], "family": ["f0", "f0"], "se": [0.0, 0.1]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = fit.predict(at, kind="new_run", levels=(0.9,))
+        mean = fit.predict(at, kind="mean", levels=(0.9,))
+    width = (run["hi90"] - run["lo90"]).to_numpy()
+    # an se of 0.1 on a loss near 2 is about 0.05 on log y: far wider than the fitted noise
+    assert width[1] > 2 * width[0]
+    np.testing.assert_allclose(mean["lo90"].iloc[0], mean["lo90"].iloc[1])  # the law itself: unchanged
+    with pytest.raises(DataError, match="standard errors >= 0"):
+        fit.predict(at.assign(se=[-1.0, 0.1]), kind="new_run")
