@@ -67,6 +67,7 @@ def test_sigmoid_link_recovers_its_parameters():
     fit = _fit(df, "sigmoid_link", y="acc", x="task_bpb")
     truth["a"] = (1 - truth["b"]) * truth["h"]
     truth["ceiling"] = truth["b"] + truth["a"]
+    truth["L1"] = truth["L0"] + np.log(truth["h"]) / truth["k"]
     _assert_recovered(fit, truth)
 
 
