@@ -7,8 +7,7 @@ the accuracy band carries the uncertainty of both stages.  This is the
 stacked prediction of Bhagia et al. (2024, arXiv:2412.04403) and Gadre et al.
 (2024, arXiv:2403.08540), with the uncertainty neither of them propagates.
 
-The link law must have exactly one input, the loss (declared ``scale = "none"``
-in the catalogue's ``sigmoid_link`` and ``exp_link``).
+The link law must have exactly one input, the loss.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ rows and the fix.  Properties of the design that limit what can be learned
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,7 @@ ALL = "all"  # family name used when no group column is given
 _SHOW = 5  # offending rows listed in a message
 MIXED_UNITS_DECADES = 6.0  # an input spanning more decades than this within a family ...
 MIXED_UNITS_GAP = 3.0  # ... with an empty gap this wide looks like mixed units (7 and 7e9)
+SCHEDULE_MIN_ROWS = 3  # fewer rows per run than this leave a derived input mostly interpolated
 
 
 @dataclass
@@ -196,6 +198,13 @@ def law_inputs(law: Law, frame: pd.DataFrame, xmap: dict, group=None, run=None) 
     _no_bad(frame, step, dup, "repeated steps within a run",
             f"derived inputs of law '{law.name}' need one row per step of each run; "
             f"pass run='<run column>' (and group=) so the runs are told apart")
+    rows_per_run = np.bincount(codes)
+    if rows_per_run.min() < SCHEDULE_MIN_ROWS:
+        warnings.warn(DesignWarning(
+            f"a run has only {rows_per_run.min()} row(s) to derive {sorted(formulas)} from; the "
+            f"schedule between rows is interpolated (and held at its first value back to step 0). "
+            f"Pass every logged step of the run's schedule (e.g. the learning rate every few hundred "
+            f"steps) and read the rows you need from the result."), stacklevel=3)
     derived = derive(formulas, {k: raw[k] for k in law.schedule}, codes)
     for k, values in derived.items():
         if _scaled(law, k):

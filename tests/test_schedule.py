@@ -90,3 +90,13 @@ def test_derived_inputs_need_a_step_column():
 def test_derived_expression_is_parsed_not_evaluated():
     with pytest.raises(LawError, match="not allowed"):
         Law.from_toml(SPEC.replace('"cumsum(lr)"', '"__import__(lr)"'))
+
+
+def test_a_run_with_too_few_rows_warns_that_its_schedule_is_interpolated():
+    from bayescale.errors import DesignWarning
+
+    law = Law.from_toml(SPEC)
+    df = pd.DataFrame({"run": ["a", "b", "b", "b"], "step": [5000.0, 100.0, 200.0, 300.0],
+                       "lr": [1e-4, 1e-3, 1e-3, 1e-3], "loss": [3.0, 4.0, 3.9, 3.8]})
+    with pytest.warns(DesignWarning, match="only 1 row"):
+        prepare(df, law, "loss", {"step": "step", "lr": "lr"}, run="run")
