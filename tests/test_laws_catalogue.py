@@ -131,12 +131,13 @@ def test_farseer_report_is_the_paper_form():
 @pytest.mark.parametrize("name", ["bnsl", "bnsl2"])
 def test_bnsl_report_is_the_paper_form(name):
     law = Law.named(name)
-    v = {"a": 0.3, "b": 0.5, "c0": 0.1, "c1": 0.5, "d1": 1.5, "f1": 0.5}
+    v = {"y1": 0.8, "phi": 0.375, "c0": 0.1, "c1": 0.5, "d1": 1.5, "f1": 0.5}
     if name == "bnsl2":
         v |= {"c2": -0.4, "g2": 2.0, "f2": 0.3}
     refs = {"x": 3e7}
     x = np.geomspace(1e5, 1e11, 40)
     r = _report(law, v, refs)
+    assert r["a"] == pytest.approx(v["y1"] * v["phi"])
     paper = r["b_paper"] * x ** -v["c0"]
     breaks = [(r["break_x"] if name == "bnsl" else r["break1_x"], v["c1"], v["f1"])]
     if name == "bnsl2":
@@ -144,7 +145,9 @@ def test_bnsl_report_is_the_paper_form(name):
         assert r["break2_x"] > r["break1_x"]
     for d, c, f in breaks:
         paper = paper * (1 + (x / d) ** (1 / f)) ** (-c * f)
-    np.testing.assert_allclose(_spec_mean(law, v, {"x": x}, refs), v["a"] + paper, rtol=1e-10)
+    np.testing.assert_allclose(_spec_mean(law, v, {"x": x}, refs), r["a"] + paper, rtol=1e-10)
+    # y1 is the curve's value at x_ref
+    assert _spec_mean(law, v, {"x": np.array([refs["x"]])}, refs)[0] == pytest.approx(v["y1"], rel=1e-12)
 
 
 def test_data_constrained_is_the_paper_form():
