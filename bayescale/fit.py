@@ -184,7 +184,6 @@ def _gate_names(s: Structure) -> list[str]:
 
 
 MIN_POOL_FAMILIES = 5
-DENSE_RUNS = 20  # run effects join the dense mass matrix when there are at most this many runs
 
 
 def _pool_few_families(law: Law, n_families: int, chosen: set) -> tuple[Law, list]:
@@ -278,10 +277,9 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     # the all-non-centred mode holds both forms of every effect, so it starts either
     mode = inference.find_map(build(s, {}), data, seed)
     centring = choose_centring(s, design, float(mode["sigma"]))
-    # with few runs, a shift of every run's offset trades against the law's amplitudes: that ridge
-    # needs the run effects in the dense mass matrix (4 OLMo runs of lr_annealing: bulk ESS 159
-    # without, 407 with); with many runs a dense block over them would cost more than it gains
-    dense = tuple(k for k in mode if not k.startswith(RUN) or s.n_runs <= DENSE_RUNS)
+    # run effects stay out of the dense block: they may be many.  Putting a few of them in was
+    # tried (lr_annealing, 6 runs): bulk ESS fell from 447 to 260, so it is not done.
+    dense = tuple(k for k in mode if not k.startswith(RUN))
     if target_accept is None:
         target_accept = 0.99 if (s.n_runs or partial_names(s)) else 0.95
     mcmc = inference.sample(build(s, centring), data, mode, chains=chains, warmup=warmup, draws=draws,
