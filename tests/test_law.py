@@ -381,3 +381,13 @@ def test_law_file_that_is_a_directory(tmp_path):
     path.mkdir()
     with pytest.raises(LawError):
         Law.from_file(path)
+
+
+def test_catalogue_page_is_generated_from_the_specs():
+    """models/README.md is the output of `bayescale laws --markdown`: regenerate it after editing a law."""
+    from pathlib import Path
+
+    from bayescale.law import catalogue_markdown
+
+    page = Path(__file__).resolve().parents[1] / "models" / "README.md"
+    assert page.read_text(encoding="utf-8") == catalogue_markdown()
