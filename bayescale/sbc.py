@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -349,7 +350,9 @@ class SBCResult:
     draws : int
         Number of posterior draws each rank is computed among (ranks lie in ``0..draws``).
     settings : dict
-        The call's settings, the design's size and the floor reference.
+        The call's settings, the design's size, the floor reference, and
+        ``prior_redrawn``: the share of prior draws drawn again because the law
+        was non-finite or left the outcome's range on the design.
     """
 
     law: str
@@ -607,7 +610,7 @@ def sbc(law, design_df=None, x=None, group=None, run=None, reps: int = 100, draw
     with jax.default_device(cpu):
         # the prior predictive of all replicates at once; a subset picks its own rows, so a
         # replicate is the same data set whichever process runs it
-        prior, nonfinite = _prior(build(gen.s, {}), data, reps, seed)
+        prior, redrawn = _prior(build(gen.s, {}), data, reps, seed, partial(_in_range, gen))
         if target_accept is None:
             target_accept = 0.99 if (s.n_runs or partial_names(s)) else 0.95
         # replicate i's key depends on (seed, i) only, whichever subset runs it
@@ -636,7 +639,7 @@ def sbc(law, design_df=None, x=None, group=None, run=None, reps: int = 100, draw
                 "likelihood": likelihood, "target_accept": target_accept,
                 "pooling": {p: s.pool(p) for p in st.law.parameters},
                 "rows": len(d.y), "families": d.n_families, "runs": len(d.runs),
-                "prior_nonfinite": nonfinite,
+                "prior_redrawn": redrawn,
                 "seconds": round(time.perf_counter() - started, 2)}
     ranks = pd.DataFrame(rows, columns=["replicate", *st.names, "divergences", "min_ess", "max_rhat",
                                         "steps", "centring", "failed", "seconds", "compiled"])
@@ -647,15 +650,33 @@ def sbc(law, design_df=None, x=None, group=None, run=None, reps: int = 100, draw
 MAX_PRIOR_ROUNDS = 20
 
 
-def _prior(model, data: dict, reps: int, seed: int) -> tuple[dict, float]:
-    """``reps`` draws of every site from the prior predictive whose data set is finite.
+def _in_range(st: _Setup, draws: dict) -> np.ndarray:
+    """Mask of prior draws whose law mean, before clipping, is finite and inside the outcome's range
+    at every row of the design."""
+    inputs = {k: np.asarray(v) for k, v in st.data["inputs"].items()}
+    idx = st.design.family_idx
+    values = {p: np.asarray(draws[p])[:, idx] for p in st.law.parameters}
+    with np.errstate(all="ignore"):
+        mu = np.asarray(st.law.formula(values | inputs, np), dtype=float)
+        mu = np.broadcast_to(mu, (len(draws[OBS]), len(idx)))
+        return (np.isfinite(mu) & st.law.outcome.valid(mu)).all(axis=1)
 
-    A law can be undefined (NaN) for some prior draws; the fit gives such
-    parameters zero posterior density, so its effective prior is the law's prior
-    restricted to where the data are finite.  Drawing again in place of those
-    draws simulates from that same restricted prior, which keeps SBC exact; the
-    share redrawn is returned and reported.  Draws come in rounds of ``reps``
-    from keys fixed by ``seed``, so replicate ``i`` is the same in every process.
+
+def _prior(model, data: dict, reps: int, seed: int, valid=None) -> tuple[dict, float]:
+    """``reps`` draws of every site from the prior predictive whose data set is usable.
+
+    A law can be undefined (NaN) for some prior draws, or leave the outcome's
+    range (a negative loss, an accuracy above 1), where the model clips its mean
+    to the edge and the simulated outcome sits at the link of the clip
+    (``log(1e-308) = -708``).  The fit gives such parameters no posterior mass
+    for any data set of a law within its range (the likelihood of observed data
+    under a mean of -708 underflows), so its effective prior is the law's prior
+    restricted to draws that keep the law finite and in range on the design.
+    Drawing again in place of the others simulates from that same restricted
+    prior, which keeps SBC valid; the share redrawn is returned and reported.
+    ``valid`` maps the draws to a mask of usable ones (default: finite data).
+    Draws come in rounds of ``reps`` from keys fixed by ``seed``, so replicate
+    ``i`` is the same in every process.
     """
     # one compiled program for all rounds (run eagerly, every operation would compile on its own);
     # numpyro's argument checks would raise on the NaN means those draws give
@@ -666,6 +687,8 @@ def _prior(model, data: dict, reps: int, seed: int) -> tuple[dict, float]:
             k = jax.random.fold_in(jax.random.PRNGKey(seed), attempt) if attempt else jax.random.PRNGKey(seed)
             out = {name: np.asarray(v) for name, v in draw(k).items()}
             finite = np.isfinite(out[OBS].reshape(reps, -1)).all(axis=1)
+            if valid is not None:
+                finite &= valid(out)
             parts.append({name: v[finite] for name, v in out.items()})
             drawn, kept = drawn + reps, kept + int(finite.sum())
             if kept >= reps:

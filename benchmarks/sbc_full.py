@@ -147,11 +147,13 @@ def _fmt_p(p: float) -> str:
 def render(merged: dict, errors: dict, seconds: dict, laws: list, args, wall: float, argv) -> str:
     """The markdown report."""
     import bayescale as bs
+    from bayescale.sbc import RHAT_FAIL
 
     cmd = "python benchmarks/sbc_full.py " + " ".join(argv if argv is not None else sys.argv[1:])
     date = _dt.date.today().isoformat()
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}"
-    versions = ", ".join(f"{k} {v}" for k, v in bs.io.versions().items())
+    found = bs.io.versions() | {"bayescale": bs.__version__}  # also when run from a checkout
+    versions = ", ".join(f"{k} {v}" for k, v in found.items())
     lines = [
         "# Simulation-based calibration of the law catalogue",
         "",
@@ -174,7 +176,10 @@ def render(merged: dict, errors: dict, seconds: dict, laws: list, args, wall: fl
         "`log_lik`, the log-likelihood of the whole data set (a data-dependent test quantity). With "
         "fewer than 5 families, parameters pooled partially by default are fitted per family, as "
         "`bs.fit` does. The reference of `floor()` priors is fixed at 2.0 (in `bs.fit` it is each "
-        "family's smallest observation, which makes the prior depend on the data).",
+        "family's smallest observation, which makes the prior depend on the data). Prior draws for "
+        "which the law is non-finite or leaves the outcome's range somewhere on the design (the model "
+        "then clips its mean) are drawn again; their share is listed with the design, since a fit "
+        "gives such parameters no posterior mass and so uses the prior restricted to the others.",
         "",
         "Test: Kolmogorov-Smirnov test of the fractional ranks `(rank + U(0,1)) / (draws + 1)` "
         "against Uniform(0, 1), exact under calibration; p-values are corrected with Holm's method "
@@ -186,7 +191,8 @@ def render(merged: dict, errors: dict, seconds: dict, laws: list, args, wall: fl
         "",
         "## Summary",
         "",
-        "| law | design (rows, families, runs) | replications | failed replicates | smallest Holm p | "
+        "| law | design (rows, families, runs) | replications | failed replicates (with divergences, "
+        "ESS below draws, R-hat above 1.05) | smallest Holm p | "
         "verdict | s per replicate (median) | first replicate incl. compilation (s) | process time (s) | "
         "date | machine | wall time (min) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -207,11 +213,14 @@ def render(merged: dict, errors: dict, seconds: dict, laws: list, args, wall: fl
         t = timing["median_s"]
         first = res.ranks.loc[res.ranks["compiled"], "seconds"].mean()
         design = f"{st['rows']}, {st['families']}, {st['runs']}"
-        nonfinite = st.get("prior_nonfinite", 0.0)
-        if nonfinite:
-            design += f"; {100 * nonfinite:.1f}% of prior draws non-finite, redrawn"
+        redrawn = st.get("prior_redrawn", 0.0)
+        if redrawn:
+            design += f"; {100 * redrawn:.0f}% of prior draws redrawn"
         share = 100 * failed / res.replications
-        lines.append(f"| {law} | {design} | {res.replications} | {failed} ({share:.0f}%) "
+        rk = res.ranks
+        why = (f"{int((rk['divergences'] > 0).sum())} div., {int((rk['min_ess'] < res.draws).sum())} ESS, "
+               f"{int((rk['max_rhat'] > RHAT_FAIL).sum())} R-hat")
+        lines.append(f"| {law} | {design} | {res.replications} | {failed} ({share:.0f}%: {why}) "
                      f"| {_fmt_p(worst)} | {verdict} | {t:.2f} | {first:.0f} | {seconds.get(law, 0):.0f} "
                      f"| {date} | {machine} | {wall / 60:.1f} |")
         for _, row in table.iterrows():

@@ -134,6 +134,22 @@ def test_prior_redraws_nonfinite_data_sets():
     assert 0.4 < share < 0.6  # P(c < 0) = 1/2
 
 
+def test_prior_redraws_laws_outside_the_outcome_range():
+    """E - a x^-alpha goes negative for some draws: the model would clip its mean (log 1e-308), so
+    those draws are replaced and every kept data set comes from a law mean inside the range."""
+    law = bs.Law("dips", "E - a * x**(-alpha)", {"x": "size"},
+                 {"E": "lognormal(0, 0.5)", "a": "lognormal(-1, 1)", "alpha": "lognormal(log(0.3), 0.5)"})
+    st = setup(law, design(law, families=1, sizes=6, ratios=1))
+    from functools import partial
+
+    from bayescale.model import OBS, build
+    from bayescale.sbc import _in_range
+
+    prior, share = _prior(build(st.s, {}), st.data, 200, 0, partial(_in_range, st))
+    assert 0.02 < share < 0.9
+    assert _in_range(st, prior).all() and prior[OBS].min() > -50
+
+
 # ---- SBC of real laws ----------------------------------------------------------------
 POWER_DESIGN = {"families": 1, "sizes": 12, "ratios": 1}
 
