@@ -2,7 +2,7 @@
 
     python benchmarks/sbc_full.py [--laws power,chinchilla] [--reps 200] [--workers 16]
                                   [--chunk 50] [--draws 100] [--chains 2] [--warmup 500] [--thin 4]
-                                  [--seed 0] [--out models/VALIDATION.md] [--plots DIR]
+                                  [--seed 0] [--out models/VALIDATION.md] [--plots DIR] [--ranks DIR]
 
 Each law is simulated from and fitted on its default design
 (:func:`bayescale.sbc.design`): ``reps`` replicates, split into chunks of
@@ -73,6 +73,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "models" / "VALIDATION.md"))
     parser.add_argument("--plots", default=None, help="folder for rank histograms (PNG), optional")
+    parser.add_argument("--ranks", default=None, help="folder for the per-replicate tables (CSV), optional")
     args = parser.parse_args(argv)
 
     # every worker pins XLA to one thread: the parallelism is across processes, and a
@@ -120,6 +121,11 @@ def main(argv=None) -> int:
     text = render(merged, errors, seconds, laws, args, wall, argv)
     Path(args.out).write_text(text, encoding="utf-8")
     print(f"wrote {args.out} ({wall:.0f} s)")
+    if args.ranks:
+        folder = Path(args.ranks)
+        folder.mkdir(parents=True, exist_ok=True)
+        for law, res in merged.items():
+            res.ranks.to_csv(folder / f"sbc_{law}.csv", index=False)
     if args.plots:
         import matplotlib
 
