@@ -293,6 +293,7 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
                        "se_log": design.se_log, **{f"input_{k}": v for k, v in design.inputs.items()}},
     )
     diag, found = diagnostics.gate(idata, _gate_names(s), chains)
+    inference.release_programs()
     settings = {"law": law.name, "likelihood": likelihood, "chains": chains, "warmup": warmup,
                 "draws": draws, "seed": seed, "device": device or "cpu",
                 "parameterization": parameterization, "min_rows_per_family": min_rows_per_family,
