@@ -354,4 +354,21 @@ def write(fit, path, forecasts: pd.DataFrame | None = None,
     return path
 
 
-__all__ = ["SECTIONS", "checks", "extrapolation_warnings", "figure_png", "render", "write"]
+def markdown_table(df: pd.DataFrame) -> str:
+    """A table as GitHub-flavoured Markdown, every cell written with ``str``.
+
+    Examples
+    --------
+    >>> print(markdown_table(pd.DataFrame({"law": ["power"], "p": [0.5]})))
+    | law | p |
+    |---|---|
+    | power | 0.5 |
+    """
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+__all__ = ["SECTIONS", "checks", "extrapolation_warnings", "figure_png", "markdown_table", "render",
+           "write"]

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale.predict import draws
+from bayescale.report import markdown_table
 
 HERE = Path(__file__).resolve().parent
 
@@ -131,13 +132,6 @@ def _laws_show(table: pd.DataFrame) -> pd.DataFrame:
         show[f"coverage {pct}%"] = table[f"coverage_{pct}"].map(lambda v: f"{v:.2f}")
     return show
 
-
-def _md_table(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -286,7 +280,7 @@ Fit warnings:
 
 ## 1. Parameters: posterior vs Epoch's Huber fit and bootstrap
 
-{_md_table(show)}
+{markdown_table(show)}
 
 Width ratio = (posterior 95% width) / (Epoch bootstrap 95% width).
 
@@ -295,7 +289,7 @@ Width ratio = (posterior 95% width) / (Epoch bootstrap 95% width).
 `fit.allocate([C])`: closed form per posterior draw (Hoffmann et al. eq. 4):
 G = (αA/(βB))^(1/(α+β)), N* = G (C/6)^(β/(α+β)), D* = (C/6)/N*.
 
-{_md_table(atab)}
+{markdown_table(atab)}
 
 Tokens per parameter: posterior median {tpp.loc[0.5]:.1f},
 90% interval {tpp.loc[0.05]:.1f} – {tpp.loc[0.95]:.1f}
@@ -307,7 +301,7 @@ Epoch's own compute-optimal allocation is not given in the data README, so it is
 Train {n_train} runs, held out {n_test} runs (`split=lambda d: d["flops"] > 1e21`), same sampler settings.
 Coverage = share of held-out runs whose observed loss lies inside the central band (nominal = the level).
 
-{_md_table(bshow)}
+{markdown_table(bshow)}
 
 Backtest-fit warnings:
 {chr(10).join(bt_warn)}
@@ -324,7 +318,7 @@ error grows beyond the data: {cal.rate:.4f} (log-loss sd per decade of compute, 
 {len(cal.rows)} rows at up to {cal.rows['decades'].max():.2f} decades). The outer forecasts
 are then widened by that rate (`discrepancy=`), draw by draw:
 
-{_md_table(wshow)}
+{markdown_table(wshow)}
 
 ## 4. Which law to trust out of sample
 
@@ -332,7 +326,7 @@ The same split (train C ≤ 1e21, forecast C > 1e21) for each catalogue law with
 and a model average of their training fits with stacking weights from PSIS-LOO
 (`bs.compare` then `bs.average`). The weights are chosen on the training data only.
 
-{_md_table(_laws_show(laws_table))}
+{markdown_table(_laws_show(laws_table))}
 
 ## Figures
 - `fit.png` — data, posterior median and bands (`fit.plot()`).

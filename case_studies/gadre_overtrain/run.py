@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayescale.report import markdown_table
+
 HERE = Path(__file__).resolve().parent
 
 # Relative errors printed in mlfoundations/scaling scaling_explorer.ipynb
@@ -38,14 +40,6 @@ AT_7B = {"params": 6.889e9, "tokens": 1.378e11}
 
 FULL = {"chains": 4, "warmup": 1000, "draws": 1000}
 QUICK = {"chains": 2, "warmup": 300, "draws": 300}
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
-    return "\n".join(lines)
 
 
 def _yn(v: bool) -> str:
@@ -230,15 +224,15 @@ Per-corpus-fit warnings:
 Relative error = (posterior median − observed) / observed. "published %" is the |relative error| printed in
 the `mlfoundations/scaling` notebook (RedPajama only; least-squares point fit, no band).
 
-{_md_table(ftab)}
+{markdown_table(ftab)}
 
 ## 2. Corpora at the 6.9B, M = 20 target (hierarchical fit, kind="mean")
 
-{_md_table(ctab)}
+{markdown_table(ctab)}
 
 Probability each corpus has the lowest C4-eval loss (`fit.rank_families`):
 
-{_md_table(rtab)}
+{markdown_table(rtab)}
 
 ## 3. Downstream: 17-task average top-1 error, two stages
 
@@ -249,7 +243,7 @@ posterior draw of the target's loss through a draw of the link, so the band carr
 The paper's two-step forecast (least squares, no band) is "published %" (RedPajama).
 Link-fit gate: {_gate(link)}.
 
-{_md_table(dtab)}
+{markdown_table(dtab)}
 
 ## Figures
 - `fit.png` — hierarchical fit: data, posterior median and bands per corpus (`fit.plot()`).

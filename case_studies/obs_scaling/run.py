@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayescale.report import markdown_table
+
 HERE = Path(__file__).resolve().parent
 LAW_FILE = HERE / "law.toml"
 
@@ -206,13 +208,6 @@ def _fmt(df: pd.DataFrame) -> pd.DataFrame:
             out[c] = out[c].map(lambda v: f"{v:.2f}" if np.isfinite(v) else "–")
     return out
 
-
-def _md_table(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
-    return "\n".join(lines)
 
 
 def binomial_floor(n: int, level: float, alpha: float = 0.01) -> int:
@@ -477,14 +472,14 @@ The models with 6ND ≤ {CUTOFF:.2g} (Llama-2-7B) are the training set and every
 from that family's posterior, one of a family entirely above it from the population. "one curve": the same
 law with no family effects (`group=None`).
 
-{_md_table(_fmt(_label(cs)[["benchmark", "method", "targets", *base[2:]]]))}
+{markdown_table(_fmt(_label(cs)[["benchmark", "method", "targets", *base[2:]]]))}
 
 {gates}
 """
     showcase_gates = "" if showcase is None else (
         f"The diagnostics gate of the {SHOWCASE} fits (held out from {BENCHMARKS[benches[0]][0]}):\n\n"
         + "\n".join(f"- {METHODS[m]}: {_gate(f)}" for m, f in showcase[0].items()) + "\n")
-    fam_text = "\n\n".join(f"**{BENCHMARKS[b][0]}**\n\n{_md_table(t)}" for b, t in fam_tabs.items())
+    fam_text = "\n\n".join(f"**{BENCHMARKS[b][0]}**\n\n{markdown_table(t)}" for b, t in fam_tabs.items())
     win_text = "; ".join(f"{BENCHMARKS[b][0]}: " + ", ".join(f"{METHODS[m]} {int(wins.loc[b, m])}"
                                                              for m in methods if m in wins.columns)
                          for b in benches if b in wins.index)
@@ -524,15 +519,15 @@ Generated {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')} by
 Common targets, `kind="new_run"`. "fits" / "passed": fits run / fits passing the diagnostics gate;
 "seconds": mean wall time of one fit.
 
-{_md_table(_fmt(_label(summ)[[*base, 'fits', 'passed', 'seconds']]))}
+{markdown_table(_fmt(_label(summ)[[*base, 'fits', 'passed', 'seconds']]))}
 
 The same targets, `kind="mean"` (the band of the law alone, without the new model's noise):
 
-{_md_table(_fmt(_label(summ_mean)[base]))}
+{markdown_table(_fmt(_label(summ_mean)[base]))}
 
 Every model the k=1 forecast covers (rank ≥ 2), k=1 against k=0:
 
-{_md_table(_fmt(_label(summ_k1)[base]))}
+{markdown_table(_fmt(_label(summ_k1)[base]))}
 
 For a calibrated 90% band, fewer hits than {floors} would have probability below 0.01 (binomial; the
 targets of one family are not independent, so this is only a rough yardstick).

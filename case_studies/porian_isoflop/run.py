@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayescale.report import markdown_table
+
 HERE = Path(__file__).resolve().parent
 
 BASELINE = "rw/base/long/kaplan/kaplan/train"
@@ -138,14 +140,6 @@ def warn_lines(fit) -> list[str]:
 
 
 # ---- tables ----------------------------------------------------------------------------
-def _md_table(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
-    return "\n".join(lines)
-
-
 def _yn(v: bool) -> str:
     return "yes" if v else "**no**"
 
@@ -553,7 +547,7 @@ def _results(args, sampler, df, dropped, order, fit, etab, ctab, p_base_tuned, p
 Posterior median [90%] of a under three variants (same sampler). Gates:
 {chr(10).join(f'- {k}: {v}' for k, v in sens_gates.items())}
 
-{_md_table(sens)}
+{markdown_table(sens)}
 """
     loss_bt_part = ""
     if lfore is not None:
@@ -562,7 +556,7 @@ Forecast of the held-out budgets C ≥ {LOSS_WINDOW[1]:.0e} from the fit on the 
 callable split), next to the paper's own window fit (A, E, α of `fit_results.csv`, basic). Gate of the window
 fit: {gate(loss_bt.fit)}.
 
-{_md_table(lfore)}
+{markdown_table(lfore)}
 """
     return f"""# Porian et al. (2024) IsoFLOP optima — results
 
@@ -595,7 +589,7 @@ on the bootstrap-median optima (`bs_median`, identical to `basic` here because t
 already bootstrap medians). The authors' bootstrap samples (`fit="bootstrap"` rows) are truncated in the
 flattened file, so no published interval is compared.
 
-{_md_table(etab)}
+{markdown_table(etab)}
 
 Published basic exponent inside the fitted 90% interval: {inside90}/{len(etab)}; inside the 95% interval:
 {inside95}/{len(etab)}; {miss_line}
@@ -604,7 +598,7 @@ Published basic exponent inside the fitted 90% interval: {inside90}/{len(etab)};
 
 P(a_s1 > a_s2 | data) and the 90% interval of a_s1 − a_s2. Baseline vs tuned (rw): P = {p_base_tuned:.4f}.
 
-{_md_table(ctab)}
+{markdown_table(ctab)}
 {sens_part}
 ## 3. Backtest: each setting's {HOLD_OUT} largest budgets held out
 
@@ -613,11 +607,11 @@ P(a_s1 > a_s2 | data) and the 90% interval of a_s1 − a_s2. Baseline vs tuned (
 "observed" adds each held-out optimum's own bootstrap error to the `new_run` band (the truth is a noisy
 measurement). Least squares: the paper's method refitted per setting on the same training budgets.
 
-{_md_table(bt_agg)}
+{markdown_table(bt_agg)}
 
 Per held-out optimum:
 
-{_md_table(bt_detail)}
+{markdown_table(bt_detail)}
 
 ## 4. Loss at the optimum, L*(C) = E + A·C^-γ (`compute` law)
 
@@ -625,7 +619,7 @@ Each setting its own E, A, γ (`pool` none), y = `loss_opt`, known error `se = l
 Gate (all budgets): {gate(loss_fit)}.
 The paper's E and α are its fit on {LOSS_WINDOW[0]:.0e} < C < {LOSS_WINDOW[1]:.0e}.
 
-{_md_table(ltab)}
+{markdown_table(ltab)}
 {loss_bt_part}
 ## Figures
 - `nstar.png` — N*(C) per setting: optima with bootstrap sd, posterior median and 90% band, published fit.

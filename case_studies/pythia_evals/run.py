@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayescale.report import markdown_table
+
 HERE = Path(__file__).resolve().parent
 ACC_LAW = HERE / "logit_chinchilla.toml"
 
@@ -60,14 +62,6 @@ PRIMARY = "run effects"
 # (27B tokens), the models are well past the warm-up transient.
 SENSITIVITY_STEP = 13_000
 SENSITIVITY = f"{PRIMARY}, step ≥ {SENSITIVITY_STEP:,}"
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
-    return "\n".join(lines)
 
 
 def _yn(v: bool) -> str:
@@ -461,7 +455,7 @@ def main(argv=None) -> int:
 Run effects of the all-size fits (posterior median per model; one run per size and suite, so an
 effect is that model's deviation from its suite's law):
 
-{_md_table(rtab)}
+{markdown_table(rtab)}
 """
     vers = versions()
     timing = ", ".join(f"{o}/{v} {s:.0f} s" for (o, v), s in seconds.items())
@@ -502,7 +496,7 @@ Per size, over every zero-shot task and metric at step ≥ {MIN_STEP:,}: the med
 |deduped − standard| / (√2 · stderr), and the share of cells with identical values. Independent
 evaluation noise alone would give a median of 0.67.
 
-{_md_table(suite_agreement(bs))}
+{markdown_table(suite_agreement(bs))}
 
 ## 1. Held-out forecasts, all checkpoints of 2.8B, 6.9B and 12B
 
@@ -510,37 +504,37 @@ Relative error = (posterior median − observed) / observed; coverage = share of
 central band. The rows are {len(steps)} checkpoints of 6 models, so they are far from independent: the
 coverages are not binomial counts of {n_test['loss']} trials.
 
-{_md_table(aggregate_table(bts))}
+{markdown_table(aggregate_table(bts))}
 
 Per held-out size:
 
-{_md_table(by_size_table(bts))}
+{markdown_table(by_size_table(bts))}
 
 ## 2. Final checkpoints (step 143,000, ≈ 300B tokens), `kind="new_run"`
 
-{_md_table(final_table(bts))}
+{markdown_table(final_table(bts))}
 
 ## 3. Checkpoints against a law of final losses (variant: {PRIMARY})
 
 Median relative residual (observed / law − 1) per checkpoint: in-sample for the fitted models (the law's
 mean, no run effect), and (observed − forecast median) / forecast median for the held-out ones.
 
-{_md_table(residual_table(bts, data))}
+{markdown_table(residual_table(bts, data))}
 
 ## 4. Is deduplication better at scale?
 
 Per-suite law parameters, deduped minus standard (`fit.contrast`):
 
-{_md_table(ptab)}
+{markdown_table(ptab)}
 
 Paired forecast at N = 12B, D = 300B (`fit.contrast_prediction`, law mean); observed deduped − standard
 at 12B for comparison:
 
-{_md_table(ctab)}
+{markdown_table(ctab)}
 
 Observed deduped − standard per size (loss: negative favours deduped; accuracy: positive does):
 
-{_md_table(otab)}
+{markdown_table(otab)}
 {run_effect_text}
 ## Figures
 - `lambada_loss.png`, `lambada_acc.png` — per suite, observed checkpoints (filled: fitted ≤1.4B; open:
