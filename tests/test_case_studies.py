@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 import bayescale as bs
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "case_studies" / "chinchilla_epoch" / "run.py"
 
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("case_study_chinchilla_epoch", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_chinchilla_epoch_quick(tmp_path):
+def test_chinchilla_epoch_quick(tmp_path, case_study):
     try:
         bs.datasets.load("chinchilla_epoch", drop_highest_loss=5)
     except bs.DataError as err:
         pytest.skip(f"chinchilla_epoch data set unavailable: {err}")
-    module = _load_module()
+    module = case_study("chinchilla_epoch")
     assert module.main(["--quick", "--out", str(tmp_path)]) == 0
 
     results = tmp_path / "RESULTS.md"
@@ -57,17 +44,14 @@ def test_chinchilla_epoch_quick(tmp_path):
         assert lo <= median <= hi, (name, median, lo, hi)
 
 
-def test_gadre_overtrain_quick(tmp_path):
+def test_gadre_overtrain_quick(tmp_path, case_study):
     import math
 
     try:
         bs.datasets.load("gadre_overtrain")
     except bs.DataError as err:
         pytest.skip(f"gadre_overtrain data set unavailable: {err}")
-    script = ROOT / "case_studies" / "gadre_overtrain" / "run.py"
-    spec = importlib.util.spec_from_file_location("case_study_gadre_overtrain", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = case_study("gadre_overtrain")
     assert module.main(["--quick", "--out", str(tmp_path)]) == 0
 
     text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import bayescale as bs
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "case_studies" / "obs_scaling" / "run.py"
 
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("case_study_obs_scaling", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_obs_scaling_law_has_the_chance_floor():
-    module = _load_module()
+def test_obs_scaling_law_has_the_chance_floor(case_study):
+    module = case_study("obs_scaling")
     for chance in (0.25, 0.5):
         law = module.law_for(chance)
         assert law.outcome.kind == "unit"
@@ -38,12 +25,12 @@ def test_obs_scaling_law_has_the_chance_floor():
         module.law_for(1.0)
 
 
-def test_obs_scaling_quick(tmp_path):
+def test_obs_scaling_quick(tmp_path, case_study):
     try:
         bs.datasets.load("obs_scaling")
     except bs.DataError as err:
         pytest.skip(f"obs_scaling data set unavailable: {err}")
-    module = _load_module()
+    module = case_study("obs_scaling")
     assert module.main(["--quick", "--out", str(tmp_path)]) == 0
 
     text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")

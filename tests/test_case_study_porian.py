@@ -3,24 +3,11 @@ the `loglinear`, `loglinear2` and `compute` law specs read and evaluate as docum
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import bayescale as bs
 from bayescale.law import Law
-
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "case_studies" / "porian_isoflop" / "run.py"
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("case_study_porian_isoflop", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _rows(text: str, first_cell: str) -> list[list[str]]:
@@ -46,12 +33,12 @@ def test_laws_read_and_evaluate():
     assert {"loglinear", "loglinear2", "compute"} <= set(bs.laws()["name"])
 
 
-def test_porian_isoflop_quick(tmp_path):
+def test_porian_isoflop_quick(tmp_path, case_study):
     try:
         bs.datasets.load("porian_isoflop", table="optima")
     except bs.DataError as err:
         pytest.skip(f"porian_isoflop data set unavailable: {err}")
-    module = _load_module()
+    module = case_study("porian_isoflop")
     assert module.main(["--quick", "--out", str(tmp_path)]) == 0
 
     text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 from scipy import stats
 
 import bayescale as bs
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "case_studies" / "pythia_evals" / "run.py"
 HELD_OUT_MODELS = 6  # 2.8B, 6.9B and 12B, standard and deduped
 ALPHA = 0.01  # false-alarm rate of the coverage check for a calibrated 90% band
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("case_study_pythia_evals", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _section(text: str, start: str, end: str) -> str:
@@ -47,12 +36,12 @@ def _min_hits(n: int, level: float, alpha: float = ALPHA) -> int:
     return k
 
 
-def test_pythia_evals_quick(tmp_path):
+def test_pythia_evals_quick(tmp_path, case_study):
     try:
         bs.datasets.load("pythia_evals", task="lambada_openai", metric="ppl", num_fewshot=0)
     except bs.DataError as err:
         pytest.skip(f"pythia_evals data set unavailable: {err}")
-    module = _load_module()
+    module = case_study("pythia_evals")
     assert module.main(["--quick", "--out", str(tmp_path)]) == 0
 
     text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
