@@ -126,7 +126,8 @@ def release_programs() -> None:
     fit reuses, yet JAX keeps them for the life of the process: about 700 memory
     maps per fit, so a process that fits ~90 times (a backtest, a test suite)
     reaches Linux's default limit of 65,530 maps and aborts with "LLVM ERROR:
-    Unable to allocate section memory".  The on-disk compilation cache keeps the
-    programs, so an identical later fit still compiles fast.
+    Unable to allocate section memory".  The on-disk compilation cache, when on
+    (see ``bayescale._runtime``), keeps the programs, so an identical later fit
+    still compiles fast.
     """
     jax.clear_caches()

@@ -131,17 +131,11 @@ def _collect(bt, df: pd.DataFrame, bench: str, method: str, family: str | None, 
 
 
 def _backtest(bs, d, law, split, sampler, bench, group="family"):
-    import jax
-
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # gate results are kept in fit.ok and reported
         bt = bs.backtest(d, law, split=split, kind=KINDS, levels=LEVELS, group=group,
                          **_fit_kwargs(bench, sampler))
-    # Every fit compiles new programs (the data shapes differ) and JAX keeps them all in
-    # memory: after ~120 fits one process ran out of mappable memory ("LLVM ERROR: Unable to
-    # allocate section memory").  Dropping them costs little, the on-disk cache keeps them.
-    jax.clear_caches()
     return bt, time.perf_counter() - t
 
 
@@ -214,10 +208,7 @@ def binomial_floor(n: int, level: float, alpha: float = 0.01) -> int:
     """Largest count c with P(Binomial(n, level) < c) <= alpha: fewer hits than c is implausible."""
     from scipy.stats import binom
 
-    c = 0
-    while c < n and binom.cdf(c, n, level) <= alpha:
-        c += 1
-    return c
+    return int(binom.ppf(alpha, n, level))  # the smallest c with P(X <= c) >= alpha
 
 
 def plot_bands(fit, d: pd.DataFrame, bench: str, families, ax, cutoff_at=None, label_new=True):
