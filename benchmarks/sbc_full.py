@@ -3,6 +3,7 @@
     python benchmarks/sbc_full.py [--laws power,chinchilla] [--reps 200] [--workers 16]
                                   [--chunk 50] [--draws 100] [--chains 2] [--warmup 500] [--thin 4]
                                   [--seed 0] [--out models/VALIDATION.md] [--plots DIR] [--ranks DIR]
+                                  [--parts DIR] [--merge]
 
 Each law is simulated from and fitted on its default design
 (:func:`bayescale.sbc.design`): ``reps`` replicates, split into chunks of
@@ -12,12 +13,23 @@ find the program in JAX's persistent cache).  The laws are
 whatever ``models/*.toml`` holds when the script starts.  A law whose default
 design or model cannot be built is listed with the reason instead of failing
 the run.
+
+With ``--parts DIR`` every chunk is written to ``DIR/<law>/`` (JSON: ranks,
+settings, machine, versions) as soon as it finishes, and a chunk already there
+is not run again: a run that is stopped, or split across machines and
+sessions, loses at most the chunks in flight.  The report then covers every
+part in ``DIR`` for the laws asked, so runs with different ``--seed`` add
+replicates (same sampler settings required; a seed's replicates depend on
+``--reps``, so a seed is only ever run with one ``reps``).  ``--merge`` runs
+nothing and writes the report from the parts.  Text of the existing report from
+its first ``## Notes`` heading on (notes written by hand) is kept.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -46,7 +58,66 @@ def run_chunk(law: str, reps: int, indices: list, opts: dict) -> dict:
         return {"law": law, "error": f"{type(exc).__name__}: {exc}",
                 "trace": traceback.format_exc(limit=3)}
     return {"law": law, "ranks": res.ranks.to_dict("list"), "quantities": res.quantities,
-            "draws": res.draws, "settings": res.settings, "seconds": time.perf_counter() - started}
+            "draws": res.draws, "settings": res.settings, "seconds": time.perf_counter() - started,
+            "date": _dt.date.today().isoformat(), "machine": _machine(), "versions": _versions()}
+
+
+def _machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}"
+
+
+def _versions() -> str:
+    import bayescale as bs
+
+    found = bs.io.versions() | {"bayescale": bs.__version__}  # also when run from a checkout
+    return ", ".join(f"{k} {v}" for k, v in found.items())
+
+
+SAMPLER = ("draws", "chains", "warmup", "thin", "target_accept", "floor", "likelihood")
+
+
+def _part_path(folder: Path, law: str, seed: int, reps: int, chunk: list) -> Path:
+    return folder / law / f"seed{seed}-reps{reps}-{chunk[0]:05d}-{chunk[-1]:05d}.json"
+
+
+def _load_parts(folder: Path, laws: list) -> tuple[dict, dict]:
+    """Merged :class:`SBCResult` per law from its saved parts, and per-law provenance.
+
+    Replicates of different seeds are renumbered ``seed * 100000 + i`` so they stay distinct.
+    """
+    from bayescale.sbc import SBCResult, combine
+
+    merged, info = {}, {}
+    for law in laws:
+        parts = [json.loads(f.read_text()) for f in sorted((folder / law).glob("*.json"))]
+        if not parts:
+            continue
+        first = parts[0]["settings"]
+        reps_of_seed = {}
+        for part in parts:
+            st = part["settings"]
+            differ = [k for k in SAMPLER if st.get(k) != first.get(k)]
+            if differ:
+                raise SystemExit(f"{law}: saved parts differ in {differ}; keep one sampler setting "
+                                 f"per law in {folder / law}.")
+            if reps_of_seed.setdefault(st["seed"], st["reps"]) != st["reps"]:
+                raise SystemExit(f"{law}: seed {st['seed']} was run with reps {reps_of_seed[st['seed']]} "
+                                 f"and {st['reps']}; its replicates overlap. Add replicates with another "
+                                 f"--seed.")
+        results = []
+        for part in parts:
+            ranks = pd.DataFrame(part["ranks"])
+            ranks.insert(1, "seed", part["settings"]["seed"])
+            ranks["replicate"] = ranks["replicate"] + 100000 * part["settings"]["seed"]
+            results.append(SBCResult(law, ranks, part["quantities"], part["draws"], part["settings"]))
+        merged[law] = combine(results)
+        info[law] = {"seconds": sum(p["seconds"] for p in parts),
+                     "seeds": sorted(reps_of_seed),
+                     "dates": sorted({p["date"] for p in parts}),
+                     "machines": sorted({p["machine"] for p in parts}),
+                     "versions": sorted({p["versions"] for p in parts}),
+                     "settings": first}
+    return merged, info
 
 
 def _run_task(task: tuple) -> dict:
@@ -74,7 +145,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(ROOT / "models" / "VALIDATION.md"))
     parser.add_argument("--plots", default=None, help="folder for rank histograms (PNG), optional")
     parser.add_argument("--ranks", default=None, help="folder for the per-replicate tables (CSV), optional")
+    parser.add_argument("--parts", default=None,
+                        help="folder of per-chunk results: written as chunks finish, skipped when present")
+    parser.add_argument("--merge", action="store_true", help="run nothing: report the parts in --parts")
     args = parser.parse_args(argv)
+    if args.merge and not args.parts:
+        parser.error("--merge needs --parts DIR")
 
     # every worker pins XLA to one thread: the parallelism is across processes, and a
     # GPU, if any, would be shared badly by many processes for models this small
@@ -91,35 +167,58 @@ def main(argv=None) -> int:
             "seed": args.seed}
     chunks = [list(range(k, min(k + args.chunk, args.reps))) for k in range(0, args.reps, args.chunk)]
     tasks = [(law, args.reps, c, opts) for c in chunks for law in laws]  # laws interleaved
+    parts = Path(args.parts) if args.parts else None
+    if parts is not None:
+        tasks = [] if args.merge else [
+            t for t in tasks if not _part_path(parts, t[0], args.seed, args.reps, t[2]).exists()]
     started = time.perf_counter()
     outputs = []
-    if args.workers > 1:
+
+    def keep(out):
+        outputs.append(out)
+        _report_progress(out)
+        if parts is not None and "error" not in out:
+            path = _part_path(parts, out["law"], args.seed, args.reps, out["ranks"]["replicate"])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(out, default=float), encoding="utf-8")
+
+    if args.workers > 1 and len(tasks) > 1:
         with mp.get_context("spawn").Pool(args.workers, initializer=_init_worker) as pool:
             for out in pool.imap_unordered(_run_task, tasks, chunksize=1):
-                outputs.append(out)
-                _report_progress(out)
+                keep(out)
     else:
         for task in tasks:
-            outputs.append(run_chunk(*task))
-            _report_progress(outputs[-1])
+            keep(run_chunk(*task))
     wall = time.perf_counter() - started
 
-    results, errors, seconds = {}, {}, {}
+    errors = {}
     for out in outputs:
-        law = out["law"]
         if "error" in out:
-            errors.setdefault(law, out["error"])
-            continue
-        part = SBCResult(law, pd.DataFrame(out["ranks"]), out["quantities"], out["draws"],
-                         out["settings"])
-        results.setdefault(law, []).append(part)
-        seconds[law] = seconds.get(law, 0.0) + out["seconds"]
-    merged = {law: combine(parts) for law, parts in results.items() if law not in errors}
-    for law in results:
+            errors.setdefault(out["law"], out["error"])
+    if parts is not None:
+        merged, info = _load_parts(parts, laws)
+    else:
+        results = {}
+        for out in outputs:
+            if "error" not in out:
+                res = SBCResult(out["law"], pd.DataFrame(out["ranks"]), out["quantities"], out["draws"],
+                                out["settings"])
+                results.setdefault(out["law"], []).append((res, out))
+        merged = {law: combine(r for r, _ in rs) for law, rs in results.items()}
+        info = {law: {"seconds": sum(o["seconds"] for _, o in rs), "seeds": [args.seed],
+                      "dates": [rs[0][1]["date"]], "machines": [rs[0][1]["machine"]],
+                      "versions": [rs[0][1]["versions"]], "settings": rs[0][0].settings}
+                for law, rs in results.items()}
+    for law in list(merged):
         if law in errors:  # some chunks failed: report the law as failed, not a partial result
-            errors[law] += f" (in some chunks; {sum(len(p.ranks) for p in results[law])} replicates ran)"
-    text = render(merged, errors, seconds, laws, args, wall, argv)
-    Path(args.out).write_text(text, encoding="utf-8")
+            errors[law] += f" (in some chunks; {merged.pop(law).replications} replicates ran)"
+    text = render(merged, errors, info, laws, args, wall, argv)
+    out_path = Path(args.out)
+    if out_path.exists():  # keep the notes written by hand
+        old = out_path.read_text(encoding="utf-8")
+        if "\n## Notes" in old:
+            text += "\n" + old[old.index("\n## Notes") + 1:]
+    out_path.write_text(text, encoding="utf-8")
     print(f"wrote {args.out} ({wall:.0f} s)")
     if args.ranks:
         folder = Path(args.ranks)
@@ -150,25 +249,28 @@ def _fmt_p(p: float) -> str:
     return "n/a" if p != p else (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}")
 
 
-def render(merged: dict, errors: dict, seconds: dict, laws: list, args, wall: float, argv) -> str:
-    """The markdown report."""
-    import bayescale as bs
+def render(merged: dict, errors: dict, info: dict, laws: list, args, wall: float, argv) -> str:
+    """The markdown report; ``info`` holds each law's provenance (see :func:`_load_parts`)."""
     from bayescale.sbc import RHAT_FAIL
 
     cmd = "python benchmarks/sbc_full.py " + " ".join(argv if argv is not None else sys.argv[1:])
     date = _dt.date.today().isoformat()
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}"
-    found = bs.io.versions() | {"bayescale": bs.__version__}  # also when run from a checkout
-    versions = ", ".join(f"{k} {v}" for k, v in found.items())
+    reps = sorted({res.replications for res in merged.values()})
+    samplers = sorted({(st["chains"], st["warmup"], st["thin"], st["draws"])
+                       for st in (i["settings"] for i in info.values())})
+    sampler_text = "; ".join(
+        f"{c} NUTS chains x ({w} warm-up + {th * d // c} draws), thinned to {d} draws, so ranks lie "
+        f"in 0..{d}" for c, w, th, d in samplers)
+    versions = sorted({v for i in info.values() for v in i["versions"]})
     lines = [
         "# Simulation-based calibration of the law catalogue",
         "",
-        f"Produced by `{cmd.strip()}` on {date}; machine: {machine}; {args.workers} worker process(es); "
-        f"wall time {wall / 60:.1f} min; {versions}.",
+        f"Report written by `{cmd.strip()}` on {date} ({wall / 60:.1f} min of sampling in this "
+        f"invocation, {args.workers} worker process(es)). Versions of the runs: {'; '.join(versions)}.",
         "",
-        f"**Replications: {args.reps} per law** (the full run uses 200+). Each replicate: {args.chains} NUTS "
-        f"chains x ({args.warmup} warm-up + {args.thin * args.draws // args.chains} draws), thinned to "
-        f"{args.draws} draws, so ranks lie in 0..{args.draws}; seed {args.seed}.",
+        f"**Replications: {', '.join(map(str, reps)) or 'none'} per law** (the full run uses 200+). "
+        f"Each replicate: {sampler_text or 'n/a'}. Runs with different seeds are joined per law "
+        "(the seeds are listed).",
         "",
         "## Method",
         "",
@@ -197,27 +299,28 @@ def render(merged: dict, errors: dict, seconds: dict, laws: list, args, wall: fl
         "",
         "## Summary",
         "",
-        "| law | design (rows, families, runs) | replications | failed replicates (with divergences, "
-        "ESS below draws, R-hat above 1.05) | smallest Holm p | "
-        "verdict | s per replicate (median) | first replicate incl. compilation (s) | process time (s) | "
-        "date | machine | wall time (min) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| law | design (rows, families, runs) | replications (seeds) | failed replicates (with "
+        "divergences, ESS below draws, R-hat above 1.05) | smallest Holm p | verdict | "
+        "s per replicate (median) | first replicate incl. compilation (s) | process time (s) | "
+        "dates | machines |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     details = []
     for law in laws:
         if law in errors:
             lines.append(f"| {law} | – | – | – | – | not run: {errors[law].replace('|', '/')} | – | – | – "
-                         f"| {date} | {machine} | {wall / 60:.1f} |")
+                         f"| {date} | {_machine()} |")
             continue
-        res = merged[law]
+        if law not in merged:
+            continue
+        res, meta = merged[law], info[law]
         table = res.uniformity(test="ks", correction="holm")
         st = res.settings
         worst = float(table["p_holm"].min())
         verdict = "rejected" if worst < ALPHA else "not rejected"
         failed = int(res.ranks["failed"].sum())
-        timing = res.timing()
-        t = timing["median_s"]
-        first = res.ranks.loc[res.ranks["compiled"], "seconds"].mean()
+        t = res.timing()["median_s"]
+        first = res.ranks.loc[res.ranks["compiled"].astype(bool), "seconds"].mean()
         design = f"{st['rows']}, {st['families']}, {st['runs']}"
         redrawn = st.get("prior_redrawn", 0.0)
         if redrawn:
@@ -226,13 +329,16 @@ def render(merged: dict, errors: dict, seconds: dict, laws: list, args, wall: fl
         rk = res.ranks
         why = (f"{int((rk['divergences'] > 0).sum())} div., {int((rk['min_ess'] < res.draws).sum())} ESS, "
                f"{int((rk['max_rhat'] > RHAT_FAIL).sum())} R-hat")
-        lines.append(f"| {law} | {design} | {res.replications} | {failed} ({share:.0f}%: {why}) "
-                     f"| {_fmt_p(worst)} | {verdict} | {t:.2f} | {first:.0f} | {seconds.get(law, 0):.0f} "
-                     f"| {date} | {machine} | {wall / 60:.1f} |")
+        seeds = ", ".join(map(str, meta["seeds"]))
+        lines.append(f"| {law} | {design} | {res.replications} ({seeds}) | {failed} ({share:.0f}%: {why}) "
+                     f"| {_fmt_p(worst)} | {verdict} | {t:.2f} | {first:.0f} | {meta['seconds']:.0f} "
+                     f"| {', '.join(meta['dates'])} | {'; '.join(meta['machines'])} |")
         for _, row in table.iterrows():
             details.append(f"| {law} | {row['parameter']} | {row['statistic']:.3f} "
                            f"| {_fmt_p(row['p_value'])} | {_fmt_p(row['p_holm'])} "
                            f"| {row['replications']} | {row['failed']} |")
+    rejected = [law for law in merged
+                if merged[law].uniformity(test="ks", correction="holm")["p_holm"].min() < ALPHA]
     lines += [
         "",
         "Seconds per replicate: median wall time of a replicate inside its worker, leaving out the "
@@ -240,6 +346,8 @@ def render(merged: dict, errors: dict, seconds: dict, laws: list, args, wall: fl
         "time is listed apart; a chunk that finds the program in JAX's persistent cache still "
         "traces the model). Process time: the sum over the law's chunks of their wall time in "
         "their workers.",
+        "",
+        f"Laws rejected at the family-wise level {ALPHA}: {', '.join(rejected) or 'none'}.",
         "",
         "## Per quantity",
         "",
