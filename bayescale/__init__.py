@@ -7,6 +7,7 @@ _runtime.configure()
 from . import datasets  # noqa: E402
 from .allocate import allocate  # noqa: E402
 from .backtest import backtest  # noqa: E402
+from .batch import fit_many  # noqa: E402
 from .calibrate import calibrate  # noqa: E402
 from .chain import chain  # noqa: E402
 from .compare import average, compare, loso  # noqa: E402
@@ -30,5 +31,5 @@ __all__ = [
     "BayescaleError", "DataError", "DesignWarning", "DiagnosticsWarning",
     "ExtrapolationWarning", "Fit", "FitError", "FitWarning", "Law", "LawError", "LooWarning",
     "allocate", "average", "backtest", "calibrate", "chain", "compare", "datasets", "fit", "laws",
-    "load", "loso",
+    "fit_many", "load", "loso",
 ]

@@ -267,41 +267,66 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     >>> f.predict({"x": [1e12]})[["median", "lo90", "hi90"]]  # doctest: +SKIP
     """
     started = time.perf_counter()
+    law, design, s, data = setup(df, law, y, x, group, run, se, pool, likelihood, parameterization,
+                                 min_rows_per_family, check_units)
+    # the all-non-centred mode holds both forms of every effect, so it starts either
+    mode = inference.find_map(build(s, {}), data, seed)
+    centring = choose_centring(s, design, float(mode["sigma"]))
+    target_accept = default_target_accept(s, target_accept)
+    mcmc = inference.sample(build(s, centring), data, mode, chains=chains, warmup=warmup, draws=draws,
+                            seed=seed, device=device, progress=progress, dense=dense_sites(mode),
+                            target_accept=target_accept)
+    settings = {"law": law.name, "likelihood": likelihood, "chains": chains, "warmup": warmup,
+                "draws": draws, "seed": seed, "device": device or "cpu",
+                "parameterization": parameterization, "min_rows_per_family": min_rows_per_family,
+                "check_units": check_units, "target_accept": target_accept,
+                "centring": centring}
+    result = finish(law, design, s, mcmc, settings, started)
+    inference.release_programs()
+    return result
+
+
+def setup(df, law, y, x, group, run, se, pool, likelihood, parameterization, min_rows_per_family,
+          check_units) -> tuple[Law, Design, Structure, dict]:
+    """Validated design, law with its pooling, model structure and model arguments of one data set."""
     law = resolve(law).with_pooling(pool)
     design = prepare(df, law, y, x, group, run, se, min_rows_per_family=min_rows_per_family,
                      check_units=check_units)
     law, few = _pool_few_families(law, design.n_families, set(pool or {}))
     design.warnings += few
-    s = structure(law, design, likelihood, parameterization)
-    data = model_data(design)
-    # the all-non-centred mode holds both forms of every effect, so it starts either
-    mode = inference.find_map(build(s, {}), data, seed)
-    centring = choose_centring(s, design, float(mode["sigma"]))
-    # run effects stay out of the dense block: they may be many.  Putting a few of them in was
-    # tried (lr_annealing, 6 runs): bulk ESS fell from 447 to 260, so it is not done.
-    dense = tuple(k for k in mode if not k.startswith(RUN))
-    if target_accept is None:
-        target_accept = 0.99 if (s.n_runs or partial_names(s)) else 0.95
-    mcmc = inference.sample(build(s, centring), data, mode, chains=chains, warmup=warmup, draws=draws,
-                            seed=seed, device=device, progress=progress, dense=dense,
-                            target_accept=target_accept)
+    return law, design, structure(law, design, likelihood, parameterization), model_data(design)
+
+
+def dense_sites(mode: dict) -> tuple:
+    """Sites in the dense block of the mass matrix: all but the run effects, which may be many.
+
+    Putting a few run effects in was tried (lr_annealing, 6 runs): bulk ESS fell
+    from 447 to 260, so it is not done.
+    """
+    return tuple(k for k in mode if not k.startswith(RUN))
+
+
+def default_target_accept(s: Structure, target_accept: float | None) -> float:
+    """0.99 with random effects (their funnels), 0.95 otherwise; see :func:`fit`."""
+    if target_accept is not None:
+        return target_accept
+    return 0.99 if (s.n_runs or partial_names(s)) else 0.95
+
+
+def finish(law: Law, design: Design, s: Structure, draws, settings: dict, started: float) -> Fit:
+    """ArviZ DataTree, diagnostics gate and warnings of one fit; ``draws`` is a NumPyro
+    :class:`~numpyro.infer.MCMC` or an ArviZ NumPyro adapter (:func:`bayescale.inference.draws`)."""
     idata = azb.from_numpyro(
-        mcmc, log_likelihood=True,
+        draws, log_likelihood=True,
         coords={"family": design.families, "run": design.runs, "obs": np.arange(len(design.y))},
         dims=dims(s), pred_dims={},  # given, so ArviZ does not re-trace the model
         constant_data={"family_idx": design.family_idx, "run_idx": design.run_idx,
                        "se_log": design.se_log, **{f"input_{k}": v for k, v in design.inputs.items()}},
     )
-    diag, found = diagnostics.gate(idata, _gate_names(s), chains)
-    inference.release_programs()
-    settings = {"law": law.name, "likelihood": likelihood, "chains": chains, "warmup": warmup,
-                "draws": draws, "seed": seed, "device": device or "cpu",
-                "parameterization": parameterization, "min_rows_per_family": min_rows_per_family,
-                "check_units": check_units, "target_accept": target_accept,
-                "centring": centring,
-                "seconds": round(time.perf_counter() - started, 2)}
+    diag, found = diagnostics.gate(idata, _gate_names(s), settings["chains"])
+    settings = settings | {"seconds": round(time.perf_counter() - started, 2)}
     for w in design.warnings + found:
-        warnings.warn(w.category(str(w)), stacklevel=2)
+        warnings.warn(w.category(str(w)), stacklevel=3)
     return Fit(law, design, s, idata, settings, design.warnings + found, diag)
 
 

@@ -56,14 +56,14 @@ import numpy as np
 import numpyro
 import pandas as pd
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
-from numpyro.infer import MCMC, NUTS, Predictive
-from numpyro.infer.util import log_likelihood, unconstrain_fn
+from numpyro.infer import Predictive
+from numpyro.infer.util import log_likelihood
 from scipy import stats
 
 from .data import Design, prepare
 from .errors import BayescaleError, LawError
 from .fit import _pool_few_families
-from .inference import JITTER
+from .inference import latent_sites, nuts_program
 from .law import Law, resolve
 from .model import (
     OBS,
@@ -731,70 +731,29 @@ def _record(st: _Setup, sampler, truth: dict, post: dict, extra: dict, draws: in
 class _Sampler:
     """One compiled NUTS program for a parameterisation, reused by every replicate that needs it.
 
-    A replicate's whole fit -- starting point, warm-up, sampling -- is one
-    :class:`~numpyro.infer.MCMC` run (``jit_model_args=True``, chains
-    vectorised) traced inside ``jax.jit`` with the data as arguments, so it
-    compiles once and every later replicate of the law reuses the program.
-    Calling ``MCMC.run`` per replicate from Python also reuses the compiled
-    sampler, but re-runs the model set-up eagerly, where each JAX operation
-    compiles and dispatches on its own: on the 2-core development machine, 1.9 s
-    per replicate of ``power`` (12 rows, 1 chain of 200 + 200 iterations) that way,
-    0.1 s jitted whole.  Batching replicates with ``jax.vmap`` was slower still
-    (1.7 s per replicate: every NUTS iteration waits for the longest trajectory
-    of the batch), so parallelism is left to processes
-    (``benchmarks/sbc_full.py --workers``).
+    A replicate's whole fit -- starting point, warm-up, sampling -- is one run of
+    :func:`bayescale.inference.nuts_program`, started at the true draw; see
+    there why it is one program and why replicates are not batched with
+    ``jax.vmap`` (parallelism is left to processes, ``benchmarks/sbc_full.py
+    --workers``).
     """
-
-    FIELDS = ("diverging", "num_steps")
 
     def __init__(self, s: Structure, centring: dict, data: dict, y0, chains: int, warmup: int,
                  samples: int, target_accept: float):
         self.model = model = build(s, centring)
         self.data = data
-        self.latent = _latent_sites(model, data | {OBS: jnp.asarray(y0)})
+        self.latent = latent_sites(model, data | {OBS: jnp.asarray(y0)})
         # dense mass matrix over the law's parameters, diagonal over the (many) run effects, as in fit
         dense = tuple(k for k in self.latent if not k.startswith(RUN))
-        kernel = NUTS(model, dense_mass=[dense] if dense else False, target_accept_prob=target_accept)
-        # chains vectorised in one program: "parallel" (pmap) would compile again on every run
-        mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains,
-                    chain_method="vectorized", progress_bar=False, jit_model_args=True)
-
-        def init(truth, key, kw):
-            """Unconstrained true values, jittered per chain (chains that start apart make
-            R-hat meaningful)."""
-            z = unconstrain_fn(model, (), kw, truth)
-            if chains == 1:
-                return z
-            keys = jax.random.split(key, len(z))
-            return {k: v + JITTER * jax.random.normal(kk, (chains, *jnp.shape(v)))
-                    for kk, (k, v) in zip(keys, sorted(z.items()))}
-
-        def fit(key, truth, kw):
-            k_init, k_run = jax.random.split(key)
-            mcmc.run(k_run, init_params=init(truth, k_init, kw), extra_fields=self.FIELDS, **kw)
-            return mcmc.get_samples(group_by_chain=True), mcmc.get_extra_fields(group_by_chain=True)
-
-        def loglik(values, kw):
-            return log_likelihood(model, values, **kw)[OBS].sum(-1)
-
-        self._fit = jax.jit(fit)
-        self.loglik = jax.jit(loglik)
+        self._fit = nuts_program(model, self.latent, chains=chains, warmup=warmup, draws=samples,
+                                 target_accept=target_accept, dense=dense)
+        self.loglik = jax.jit(lambda values, kw: log_likelihood(model, values, **kw)[OBS].sum(-1))
 
     def run(self, key, truth: dict) -> tuple[dict, dict]:
         """Posterior samples and extra fields, grouped by chain, of one replicate."""
         latent = {k: jnp.asarray(truth[k]) for k in self.latent}
         kw = self.data | {OBS: jnp.asarray(truth[OBS])}
         return jax.tree.map(np.asarray, self._fit(jnp.asarray(key), latent, kw))
-
-
-def _latent_sites(model, kwargs: dict) -> list:
-    """Names of the sampled, unobserved sites, found by tracing shapes only (nothing compiles)."""
-    def sites(key):
-        tr = numpyro.handlers.trace(numpyro.handlers.seed(model, key)).get_trace(**kwargs)
-        return {name: site["value"] for name, site in tr.items()
-                if site["type"] == "sample" and not site["is_observed"]}
-
-    return sorted(jax.eval_shape(sites, jax.random.PRNGKey(0)))
 
 
 __all__ = ["FLOOR", "LOG_LIK", "SBCResult", "adjust", "combine", "design", "fractional", "rank",

@@ -1,0 +1,101 @@
+"""``bs.fit_many``: many data sets of one shape, one compiled program, the same answers as ``bs.fit``."""
+
+import jax
+import numpy as np
+import pytest
+
+import bayescale as bs
+
+SMALL = {"law": "power", "y": "loss", "x": "x", "chains": 2, "warmup": 400, "draws": 400}
+
+
+def _frames(n):
+    # one family, one seed: 25 rows each, the same design, different noise
+    return [bs.datasets.simulate("power", families=1, seeds=1, seed=k) for k in range(n)]
+
+
+@pytest.fixture(scope="module")
+def batch():
+    frames = _frames(3)
+    return frames, bs.fit_many(frames, seed=0, **SMALL)
+
+
+def _compilations(fn):
+    """Number of XLA compilations ``fn()`` triggers (JAX's monitoring events)."""
+    events = []
+
+    def listen(name, *args, **kwargs):
+        if name == "/jax/core/compile/backend_compile_duration":
+            events.append(name)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        fn()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    return len(events)
+
+
+def test_fit_many_returns_one_gated_fit_per_data_set(batch):
+    frames, fits = batch
+    assert len(fits) == len(frames)
+    for k, f in enumerate(fits):
+        assert isinstance(f, bs.Fit)
+        assert f.settings["batched"] and f.settings["data_set"] == k
+        assert f.idata.posterior.sizes["chain"] == 2 and f.idata.posterior.sizes["draw"] == 400
+        assert "y_link" in f.idata.log_likelihood
+        assert {"diverging", "lp", "n_steps"} <= set(f.idata.sample_stats.data_vars)
+        assert len(f.design.y) == len(frames[k])
+    # different data, different posteriors
+    means = [float(f.idata.posterior["alpha"].mean()) for f in fits]
+    assert len(set(np.round(means, 6))) == 3
+
+
+def test_fit_many_agrees_with_single_fits_within_monte_carlo_error(batch):
+    frames, fits = batch
+    single = bs.fit(frames[1], seed=5, progress=False, **SMALL)
+    for name in ("E", "alpha", "sigma"):
+        a = fits[1].summary().set_index("parameter").loc[name]
+        b = single.summary().set_index("parameter").loc[name]
+        # Monte Carlo standard error of each mean is sd / sqrt(ESS); 4 of them is a 1-in-15,000 miss
+        mcse = np.hypot(a["sd"] / np.sqrt(a["ess_bulk"]), b["sd"] / np.sqrt(b["ess_bulk"]))
+        assert abs(a["mean"] - b["mean"]) < 4 * mcse, (name, a["mean"], b["mean"], mcse)
+
+
+def test_fit_many_recovers_the_truth(batch):
+    frames, fits = batch
+    for df, f in zip(frames, fits):
+        rows = f.summary().set_index("parameter")
+        for name in ("E", "alpha"):
+            truth = df.attrs["truth"][name]["f0"]
+            # a posterior z-score beyond 3.3 has probability 0.001 under a calibrated fit
+            z = (rows.loc[name, "mean"] - truth) / rows.loc[name, "sd"]
+            assert abs(z) < 3.3, (name, truth, rows.loc[name, "mean"], rows.loc[name, "sd"])
+
+
+def test_fit_many_compiles_once_per_shape():
+    frames = _frames(3)
+    small = SMALL | {"warmup": 50, "draws": 50}
+    one = _compilations(lambda: bs.fit_many(frames[:1], seed=1, **small))
+    three = _compilations(lambda: bs.fit_many(frames, seed=1, **small))
+    assert one > 0
+    # the later data sets add at most a program for another parameterisation, not a compile each
+    assert three <= one + 2, (one, three)
+
+
+def test_fit_many_is_reproducible_and_keeps_mapping_keys():
+    frames = _frames(2)
+    small = SMALL | {"warmup": 50, "draws": 50}
+    a = bs.fit_many({"x": frames[0], "y": frames[1]}, seed=3, **small)
+    b = bs.fit_many({"x": frames[0], "y": frames[1]}, seed=3, **small)
+    assert list(a) == ["x", "y"]
+    np.testing.assert_array_equal(a["y"].idata.posterior["alpha"], b["y"].idata.posterior["alpha"])
+
+
+def test_fit_many_names_the_bad_data_set():
+    frames = _frames(2)
+    frames[1] = frames[1].assign(loss=-1.0)
+    with pytest.raises(bs.DataError, match=r"data set 1"):
+        bs.fit_many(frames, **SMALL)
+    with pytest.raises(bs.BayescaleError, match="non-empty"):
+        bs.fit_many([], **SMALL)
