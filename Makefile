@@ -24,8 +24,16 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayescale tests benchmarks case_studies
 
+# every benchmark, then RESULTS.md; needs the peers: pip install -e '.[bench]'
+BENCH_TAG ?= cpu$(shell nproc)
 bench: $(STAMP)
-	$(VENV)/bin/python benchmarks/bench_fit.py
+	$(VENV)/bin/pip install -q -e '.[bench]'
+	$(VENV)/bin/python benchmarks/bench_peers.py --out benchmarks/results_peers_$(BENCH_TAG).json
+	$(VENV)/bin/python benchmarks/bench_bootstrap.py --out benchmarks/results_bootstrap_$(BENCH_TAG).json
+	$(VENV)/bin/python benchmarks/bench_scaling.py --out benchmarks/results_scaling_$(BENCH_TAG).json
+	$(VENV)/bin/python benchmarks/bench_batch.py --out benchmarks/results_batch_$(BENCH_TAG).json
+	$(VENV)/bin/python benchmarks/bench_fit.py --out benchmarks/results_fit_$(BENCH_TAG).json
+	$(VENV)/bin/python benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,17 +1,23 @@
-"""Markdown sections of benchmarks/RESULTS.md from the benchmarks' JSON results.
+"""benchmarks/RESULTS.md from the benchmarks' JSON results.
 
-    python benchmarks/report.py peers results_peers_cpu2.json
-    python benchmarks/report.py bootstrap results_bootstrap_cpu2.json
-    python benchmarks/report.py batch results_batch_cpu2.json
-    python benchmarks/report.py scaling results_scaling_cpu2.json
+    python benchmarks/report.py            # rewrites benchmarks/RESULTS.md
+    python benchmarks/report.py peers benchmarks/results_peers_cpu2.json   # one section, printed
 
-Each prints one section; ``make bench`` joins them into RESULTS.md.
+``make bench`` runs every benchmark (each writes ``results_<name>_<machine>.json``)
+and then this script, which writes the targets table and sections 1-4 from
+whatever results exist, and keeps the part of RESULTS.md below the line
+:data:`KEPT` (written by hand: single-fit timings and the GPU readings).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+KEPT = "<!-- written by hand below this line; report.py keeps it -->"
 
 
 def _versions(res: dict) -> str:
@@ -112,8 +118,72 @@ def scaling(res: dict) -> str:
     return "\n".join(lines)
 
 
+def _load(name: str) -> list:
+    out = []
+    for path in sorted(glob.glob(str(HERE / f"results_{name}_*.json"))):
+        with open(path) as fh:
+            out.append(json.load(fh))
+    return out
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def targets(found: dict) -> str:
+    """The issue's targets, each with its measured number (a missed target stays visible)."""
+    rows = ["| target | measured | verdict |", "|---|---|---|"]
+    for res in found.get("peers", []):
+        l2l = res["cases"].get("l2l", {}).get("summary", {}).get("bayescale")
+        if l2l:
+            ok = l2l["total_s"] < 30 and l2l["max_rhat"] <= 1.01
+            rows.append(f"| hierarchical Chinchilla on loss_to_loss: R-hat <= 1.01 and < 30 s for 4 x 1000 "
+                        f"draws ({res['machine'].split(',')[1].strip()}) | {l2l['total_s']:.1f} s, R-hat "
+                        f"{l2l['max_rhat']:.3f} | {_met(ok)} |")
+        for case in res["cases"].values():
+            s = case["summary"]
+            if "nutpie" in s:
+                ratio = s["bayescale"]["ess_per_s"] / s["nutpie"]["ess_per_s"]
+                rows.append(f"| min bulk-ESS/s at least nutpie's: {case['name']} | "
+                            f"{s['bayescale']['ess_per_s']:.0f} vs {s['nutpie']['ess_per_s']:.0f} "
+                            f"({ratio:.2f}x) | {_met(ratio >= 1)} |")
+    for res in found.get("bootstrap", []):
+        sp = res["speedup_vs_warm_bootstrap"]
+        rows.append(f"| 95% interval >= 10x faster than the {res['resamples']}-refit bootstrap | "
+                    f"{sp:.1f}x (warm-started refits, run); {res['speedup_vs_full_grid_bootstrap']:.0f}x "
+                    f"(full-grid refits, projected) | {_met(sp >= 10)} against the run refits |")
+    for res in found.get("batch", []):
+        rows.append(f"| batched fits >= 5x a loop, {res['fits']} replicates of `{res['law']}` | "
+                    f"{res['speedup']:.1f}x | {_met(res['speedup'] >= 5)} |")
+    rows.append("| GPU >= 10x CPU throughput for 10^5+ points or 100+ fits | not measured in this round "
+                "(see the GPU section below) | open |")
+    return "\n".join(rows) + "\n"
+
+
+def write_results(path: Path = HERE / "RESULTS.md") -> str:
+    found = {name: _load(name) for name in ("peers", "bootstrap", "scaling", "batch")}
+    parts = ["# Benchmark results", "",
+             "Written by `python benchmarks/report.py` (run by `make bench`) from the JSON results of "
+             "`bench_peers.py`, `bench_bootstrap.py`, `bench_scaling.py` and `bench_batch.py`; each "
+             "section names its machine, versions and date. Comparisons run side by side in one "
+             "process; times are medians of the repeats unless a table says otherwise.", "",
+             "## Targets", "", targets(found)]
+    for name, render in (("peers", peers), ("bootstrap", bootstrap), ("scaling", scaling),
+                         ("batch", batch)):
+        parts += [render(res) for res in found[name]]
+    text = "\n".join(parts)
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if KEPT in old:
+        text += "\n" + old[old.index(KEPT):]
+    path.write_text(text, encoding="utf-8")
+    return text
+
+
 if __name__ == "__main__":
-    kind, path = sys.argv[1], sys.argv[2]
-    with open(path) as fh:
-        render = {"peers": peers, "bootstrap": bootstrap, "batch": batch, "scaling": scaling}[kind]
-        print(render(json.load(fh)))
+    if len(sys.argv) == 1:
+        write_results()
+    else:
+        kind, path = sys.argv[1], sys.argv[2]
+        with open(path) as fh:
+            render = {"peers": peers, "bootstrap": bootstrap, "batch": batch, "scaling": scaling}[kind]
+            print(render(json.load(fh)))
