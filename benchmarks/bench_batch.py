@@ -16,13 +16,12 @@ parameter in units of their combined Monte Carlo standard error.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 import warnings
 
 import numpy as np
+from _common import header, save
 
 import bayescale as bs
 
@@ -67,9 +66,7 @@ def main(argv=None) -> dict:
         ma, mb = _means(a), _means(b)
         z += [abs(ma[p][0] - mb[p][0]) / np.hypot(ma[p][1], mb[p][1]) for p in ma]
     z = np.asarray(z)
-    out = {
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores, {platform.platform()}",
-        "date": time.strftime("%Y-%m-%d"), "versions": bs.io.versions(),
+    out = header() | {
         "devices": [str(d) for d in jax.devices()],
         "law": args.law, "fits": args.fits, "rows_per_fit": len(frames[0]),
         "settings": "4 chains x (1000 warm-up + 1000 draws), defaults of bs.fit",
@@ -83,11 +80,7 @@ def main(argv=None) -> dict:
         "mean_difference_in_mcse": {"median": float(np.median(z)), "p95": float(np.quantile(z, 0.95)),
                                     "share_above_3": float(np.mean(z > 3))},
     }
-    print(json.dumps(out, indent=1))
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(out, fh, indent=1)
-    return out
+    return save(out, args.out)
 
 
 if __name__ == "__main__":

@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
-import platform
 import statistics
 import time
 import warnings
 
 import numpy as np
+from _common import header, save
 from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
 
@@ -119,9 +117,8 @@ def main(argv=None) -> dict:
                         "bayescale": np.quantile(draws, [0.025, 0.975]).tolist(),
                         "published": list(PUBLISHED[k]), "point": float(natural(theta)[k])}
     projected = args.resamples * statistics.median(grid_times)
-    out = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}",
-        "date": time.strftime("%Y-%m-%d"), "versions": bs.io.versions(), "rows": len(df),
+    out = header() | {
+        "rows": len(df),
         "grid_starts": len(grid), "resamples": args.resamples,
         "grid_fit_s": grid_times, "bootstrap_warm_s": boot_s,
         "bootstrap_full_grid_projected_s": projected,
@@ -130,11 +127,7 @@ def main(argv=None) -> dict:
         "speedup_vs_full_grid_bootstrap": projected / statistics.median(fit_times),
         "intervals": intervals,
     }
-    print(json.dumps(out, indent=1))
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(out, fh, indent=1)
-    return out
+    return save(out, args.out)
 
 
 if __name__ == "__main__":

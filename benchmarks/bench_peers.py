@@ -24,30 +24,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 import warnings
 
 import numpy as np
+from _common import header, save
+from bench_fit import cases
 
 import bayescale as bs
 from bayescale.diagnostics import table
 
-X = {"N": "params", "D": "tokens"}
 CHAINS, TUNE, DRAWS = 4, 1000, 1000
 
 
-def cases():
-    yield "epoch", "pooled Chinchilla, chinchilla_epoch (235 runs)", lambda: (
-        bs.datasets.load("chinchilla_epoch", drop_highest_loss=5),
-        dict(law="chinchilla", y="loss", x=X))
-    yield "gadre", "Chinchilla with a shared exponent, gadre_overtrain (3 corpora, known se)", lambda: (
-        (lambda d: d[d["gadre_fit_split"]])(bs.datasets.load("gadre_overtrain")),
-        dict(law="chinchilla_shared", y="loss", x=X, group="dataset", se="loss_se"))
-    yield "l2l", "hierarchical Chinchilla, loss_to_loss sweep (529 runs x 6 corpora)", lambda: (
-        bs.datasets.load("loss_to_loss", split="sweep"),
-        dict(law="chinchilla", y="loss", x=X, group="corpus"))
+PEER_CASES = ("epoch", "gadre", "l2l")  # bench_fit's cases that the PyMC mirror covers
 
 
 def _names(fit) -> list:
@@ -139,18 +130,13 @@ def main(argv=None) -> dict:
     import nutpie
     import pymc as pm
 
-    results = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}",
-               "date": time.strftime("%Y-%m-%d"),
-               "versions": bs.io.versions() | {"pymc": pm.__version__, "nutpie": nutpie.__version__},
-               "settings": f"{CHAINS} chains x ({TUNE} warm-up + {DRAWS} draws)", "cases": {}}
+    results = header(pymc=pm.__version__, nutpie=nutpie.__version__) | {
+        "settings": f"{CHAINS} chains x ({TUNE} warm-up + {DRAWS} draws)", "cases": {}}
     for key, name, make in cases():
-        if key in args.cases.split(","):
+        if key in args.cases.split(",") and key in PEER_CASES:
             results["cases"][key] = {"name": name} | run_case(key, make, args.repeats, args.pymc_repeats)
             print(json.dumps(results["cases"][key]["summary"], indent=1), flush=True)
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(results, fh, indent=1, default=str)
-    return results
+    return save(results, args.out)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -133,10 +131,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--draws", type=int, default=300)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    import bayescale as bs
+    from _common import header, save
 
-    results = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}",
-               "date": time.strftime("%Y-%m-%d"), "versions": bs.io.versions(),
+    results = header() | {
                "settings": f"{args.chains} chains x ({args.warmup} warm-up + {args.draws} draws)",
                "points": [], "families": []}
     for n in [int(v) for v in args.points.split(",") if v]:
@@ -145,10 +142,7 @@ def main(argv=None) -> dict:
     for f in [int(v) for v in args.families.split(",") if v]:
         results["families"].append(run_child(f * args.rows_per_family, f, args))
         print(json.dumps(results["families"][-1]), flush=True)
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(results, fh, indent=1)
-    return results
+    return save(results, args.out)
 
 
 if __name__ == "__main__":
