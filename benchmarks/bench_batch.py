@@ -1,6 +1,7 @@
 """Batched fits: ``bs.fit_many`` against a Python loop of ``bs.fit``, side by side in one process.
 
-    python benchmarks/bench_batch.py [--fits 100] [--repeats 3] [--law power]
+    python benchmarks/bench_batch.py [--fits 100] [--repeats 3] [--law power] [--device cpu]
+                                     [--vectorize] [--loop-fits N]
                                      [--out benchmarks/results_batch_cpu2.json]
 
 ``fits`` replicate data sets of a small law (``bs.datasets.simulate``: one
@@ -37,6 +38,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--fits", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--law", default="power")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--vectorize", action="store_true", help="fit_many's vmapped batches")
+    parser.add_argument("--loop-fits", type=int, default=None,
+                        help="time the loop on the first N data sets only and scale it up (stated)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -48,17 +53,18 @@ def main(argv=None) -> dict:
     batch_times, batched = [], None
     for r in range(args.repeats):
         t0 = time.perf_counter()
-        batched = bs.fit_many(frames, seed=r, **kwargs)
+        batched = bs.fit_many(frames, seed=r, device=args.device, vectorize=args.vectorize, **kwargs)
         batch_times.append(time.perf_counter() - t0)
         print(f"fit_many, repeat {r}: {batch_times[-1]:.1f} s", flush=True)
 
     loop_times, single = [], []
     t_loop = time.perf_counter()
-    for k, df in enumerate(frames):
+    looped = frames[: args.loop_fits or len(frames)]
+    for k, df in enumerate(looped):
         t0 = time.perf_counter()
-        single.append(bs.fit(df, seed=k, progress=False, **kwargs))
+        single.append(bs.fit(df, seed=k, progress=False, device=args.device, **kwargs))
         loop_times.append(time.perf_counter() - t0)
-    loop_total = time.perf_counter() - t_loop
+    loop_total = (time.perf_counter() - t_loop) * len(frames) / len(looped)
     print(f"loop of bs.fit: {loop_total:.1f} s", flush=True)
 
     z = []
@@ -68,7 +74,8 @@ def main(argv=None) -> dict:
     z = np.asarray(z)
     out = header() | {
         "devices": [str(d) for d in jax.devices()],
-        "law": args.law, "fits": args.fits, "rows_per_fit": len(frames[0]),
+        "law": args.law, "fits": args.fits, "rows_per_fit": len(frames[0]), "device": args.device,
+        "vectorize": args.vectorize, "loop_fits_timed": len(looped),
         "settings": "4 chains x (1000 warm-up + 1000 draws), defaults of bs.fit",
         "fit_many_s": batch_times, "fit_many_median_s": statistics.median(batch_times),
         "fit_many_first_fit_s": [batched[0].settings["seconds"]],
