@@ -2,7 +2,7 @@
 
     python benchmarks/bench_scaling.py [--points 100,1000,10000,100000,1000000]
                                        [--families 3,10,30,100,200] [--rows-per-family 50]
-                                       [--chains 2] [--warmup 300] [--draws 300]
+                                       [--chains 2] [--warmup 300] [--draws 300] [--device cpu]
                                        [--out benchmarks/results_scaling_cpu2.json]
 
 Each point is one ``bs.fit`` of the Chinchilla law in a fresh process (so peak
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -105,7 +106,7 @@ def child(rows: int, families: int, chains: int, warmup: int, draws: int) -> dic
     steps = np.asarray(extra["num_steps"])
     # leapfrog steps are recorded for the draws only; warm-up is counted at the same rate
     gradients = float(steps.sum()) * (warmup + draws) / draws
-    return {"rows": rows, "families": families, "parameters": int(sum(np.size(v) for v in z.values())),
+    return {"device": str(jax.devices()[0]), "rows": rows, "families": families, "parameters": int(sum(np.size(v) for v in z.values())),
             "map_s": map_s, "compile_s": first_s - sampling_s, "sampling_s": sampling_s,
             "steps_per_draw": float(steps.mean()), "grad_ms": 1e3 * grad_s,
             "overhead": sampling_s / (gradients * grad_s),
@@ -115,7 +116,8 @@ def child(rows: int, families: int, chains: int, warmup: int, draws: int) -> dic
 def run_child(rows: int, families: int, args) -> dict:
     cmd = [sys.executable, __file__, CHILD, str(rows), str(families), str(args.chains), str(args.warmup),
            str(args.draws)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = os.environ | {"JAX_PLATFORMS": "cuda" if args.device == "gpu" else "cpu"}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if out.returncode:
         return {"rows": rows, "families": families, "error": out.stderr.strip().splitlines()[-1:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -129,6 +131,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--draws", type=int, default=300)
+    parser.add_argument("--device", default="cpu", help="cpu or gpu (the child's JAX_PLATFORMS)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     from _common import header, save
