@@ -106,7 +106,8 @@ def child(rows: int, families: int, chains: int, warmup: int, draws: int) -> dic
     steps = np.asarray(extra["num_steps"])
     # leapfrog steps are recorded for the draws only; warm-up is counted at the same rate
     gradients = float(steps.sum()) * (warmup + draws) / draws
-    return {"device": str(jax.devices()[0]), "rows": rows, "families": families, "parameters": int(sum(np.size(v) for v in z.values())),
+    return {"device": str(jax.devices()[0]), "rows": rows, "families": families,
+            "parameters": int(sum(np.size(v) for v in z.values())),
             "map_s": map_s, "compile_s": first_s - sampling_s, "sampling_s": sampling_s,
             "steps_per_draw": float(steps.mean()), "grad_ms": 1e3 * grad_s,
             "overhead": sampling_s / (gradients * grad_s),
