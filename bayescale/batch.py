@@ -27,9 +27,11 @@ import numpy as np
 
 from . import inference
 from .errors import BayescaleError
-from .fit import Fit, default_target_accept, dense_sites, finish, setup
-from .law import resolve
+from .fit import Fit, default_target_accept, dense_sites, finish, gated, setup
+from .law import Law, resolve
 from .model import build, choose_centring, partial_names
+
+CHUNK = 8  # data sets per executor task: each task compiles its programs once
 
 
 def _shape_key(law, s, data: dict) -> tuple:
@@ -44,7 +46,8 @@ def fit_many(frames, law="chinchilla", y: str = "loss", x=None, group=None, run=
              pool=None, likelihood: str = "normal", chains: int = 4, warmup: int = 1000,
              draws: int = 1000, seed: int = 0, parameterization: str = "auto",
              min_rows_per_family: int = 2, check_units: bool = True,
-             target_accept: float | None = None, device=None, vectorize: bool | None = None):
+             target_accept: float | None = None, device=None, vectorize: bool | None = None,
+             executor=None, chunk: int = CHUNK):
     """Fit ``law`` to each data set of ``frames``, compiling once per model shape.
 
     Parameters
@@ -67,13 +70,22 @@ min_rows_per_family, check_units, target_accept
         on a CPU every NUTS iteration of a vectorised batch waits for the longest
         trajectory in it.  A vectorised fit's ``settings["seconds"]`` is its
         group's wall time.
+    executor : concurrent.futures.Executor, optional
+        Run the fits as tasks of ``chunk`` data sets of one shape on this
+        executor (e.g. :func:`local_executor`, or a Dask ``Client.get_executor()``):
+        each task receives its data frames, the law as TOML text and the
+        options, fits them as above and returns ArviZ DataTrees; the gate runs
+        here.  Data set ``i`` gets the same keys as without an executor.  A
+        process pool must spawn its workers (JAX is not fork-safe).
+    chunk : int
+        Data sets per task on an executor: each task compiles once.
 
     Returns
     -------
     list of Fit, or dict of Fit
         One :class:`~bayescale.fit.Fit` per data set, in the order (or with the
-        keys) of ``frames``; each carries its own diagnostics gate and
-        ``settings["batched"] = True``.
+        keys) of ``frames``; each carries its own diagnostics gate, and
+        ``settings["batched"]`` says how it ran (``"sequential"`` or ``"vectorized"``).
 
     Raises
     ------
@@ -94,32 +106,112 @@ min_rows_per_family, check_units, target_accept
     if not isinstance(frames, Mapping | Sequence) or not items:
         raise BayescaleError("fit_many needs a non-empty list (or dict) of DataFrames.")
     base = resolve(law)
-    prepared, groups = [], {}
-    for i, df in enumerate(items):
-        label = names[i] if names is not None else i
-        try:
-            prepared.append(setup(df, base, y, x, group, run, se, pool, likelihood, parameterization,
-                                  min_rows_per_family, check_units))
-        except BayescaleError as exc:
-            raise type(exc)(f"data set {label!r}: {exc}") from None
-        law_i, _, s_i, data_i = prepared[-1]
-        groups.setdefault(_shape_key(law_i, s_i, data_i), []).append(i)
+    options = {"y": y, "x": x, "group": group, "run": run, "se": se, "pool": pool,
+               "likelihood": likelihood, "chains": chains, "warmup": warmup, "draws": draws,
+               "parameterization": parameterization, "min_rows_per_family": min_rows_per_family,
+               "check_units": check_units, "target_accept": target_accept, "device": device,
+               "vectorize": vectorize}
+    prepared, groups = _prepare(dict(enumerate(items)), base, options, names)
+    if executor is None:
+        fits = _fit_prepared(prepared, groups, base, options, seed, names)
+    else:
+        fits = _fan_out(executor, dict(enumerate(items)), prepared, groups, base, options, seed, chunk)
+    ordered = [fits[i] for i in range(len(items))]
+    return dict(zip(names, ordered)) if names is not None else ordered
 
-    device, dev = inference.resolve_device(device)
-    vectorize = device == "gpu" if vectorize is None else bool(vectorize)
-    settings = {"law": base.name, "likelihood": likelihood, "chains": chains, "warmup": warmup,
-                "draws": draws, "device": device, "parameterization": parameterization,
-                "min_rows_per_family": min_rows_per_family, "check_units": check_units,
-                "batched": "vectorized" if vectorize else "sequential", "seed": seed}
-    run = _Group(prepared, jax.random.PRNGKey(seed), chains, warmup, draws, target_accept, vectorize,
-                 names)
-    fits: list = [None] * len(items)
+
+
+def _prepare(frames: dict, base, options: dict, names=None) -> tuple[dict, dict]:
+    """Validated data sets by index, and the indices grouped by model shape."""
+    o = options
+    prepared, groups = {}, {}
+    for i, df in frames.items():
+        try:
+            prepared[i] = setup(df, base, o["y"], o["x"], o["group"], o["run"], o["se"], o["pool"],
+                                o["likelihood"], o["parameterization"], o["min_rows_per_family"],
+                                o["check_units"])
+        except BayescaleError as exc:
+            label = names[i] if names is not None else i
+            raise type(exc)(f"data set {label!r}: {exc}") from None
+        law_i, _, s_i, data_i = prepared[i]
+        groups.setdefault(_shape_key(law_i, s_i, data_i), []).append(i)
+    return prepared, groups
+
+
+def _fit_prepared(prepared: dict, groups: dict, base, options: dict, seed: int, names=None) -> dict:
+    """Fits of the prepared data sets in this process, by index."""
+    o = options
+    device, dev = inference.resolve_device(o["device"])
+    vectorize = device == "gpu" if o["vectorize"] is None else bool(o["vectorize"])
+    settings = {"law": base.name, "likelihood": o["likelihood"], "chains": o["chains"],
+                "warmup": o["warmup"], "draws": o["draws"], "device": device,
+                "parameterization": o["parameterization"], "min_rows_per_family": o["min_rows_per_family"],
+                "check_units": o["check_units"], "batched": "vectorized" if vectorize else "sequential",
+                "seed": seed}
+    run = _Group(prepared, jax.random.PRNGKey(seed), o["chains"], o["warmup"], o["draws"],
+                 o["target_accept"], vectorize, names)
+    fits = {}
     with jax.default_device(dev):
         for members in groups.values():
-            for i, fit in run(members, settings).items():
-                fits[i] = fit
+            fits |= run(members, settings)
     inference.release_programs()
-    return dict(zip(names, fits)) if names is not None else fits
+    return fits
+
+
+def _task(law_text: str, frames: dict, options: dict, seed: int) -> list:
+    """One executor task: fit ``frames`` (index -> DataFrame); returns (index, DataTree, settings)."""
+    base = Law.from_toml(law_text, origin="fit_many task")
+    prepared, groups = _prepare(frames, base, options)
+    fits = _fit_prepared(prepared, groups, base, options, seed)
+    return [(i, f.idata, f.settings) for i, f in fits.items()]
+
+
+def _fan_out(executor, frames: dict, prepared: dict, groups: dict, base, options: dict, seed: int,
+             chunk: int) -> dict:
+    context = getattr(executor, "_mp_context", None)
+    if context is not None and context.get_start_method() == "fork":
+        raise BayescaleError("fit_many: the executor forks its worker processes, and JAX is not "
+                             "fork-safe; use bayescale.batch.local_executor() or a pool with "
+                             "mp_context=multiprocessing.get_context('spawn').")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise BayescaleError(f"fit_many: chunk must be a positive integer, got {chunk!r}.")
+    text = base.to_toml()
+    futures = [executor.submit(_task, text, {i: frames[i] for i in members[k:k + chunk]}, options, seed)
+               for members in groups.values() for k in range(0, len(members), chunk)]
+    fits = {}
+    for future in futures:
+        for i, idata, settings in future.result():
+            law_i, design, s_i, _ = prepared[i]
+            fits[i] = gated(law_i, design, s_i, idata, settings)
+    return fits
+
+
+def local_executor(workers: int | None = None):
+    """A process pool for :func:`fit_many`: spawned workers, each with one XLA thread.
+
+    Workers are spawned (JAX is not fork-safe) with ``XLA_FLAGS`` limiting each
+    to one intra-op thread, so ``workers`` processes share the cores instead of
+    each using all of them; they use the same persistent compilation cache as
+    this process.  ``workers`` defaults to the number of cores.
+    """
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = workers or os.cpu_count() or 1
+    flags = (f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false "
+             f"intra_op_parallelism_threads=1").strip()
+    old = os.environ.get("XLA_FLAGS")
+    os.environ["XLA_FLAGS"] = flags  # inherited by the workers, started below; this process's JAX
+    try:                             # has read its flags already
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        pool.submit(int).result()  # a spawn pool starts all its workers at the first task
+    finally:
+        if old is None:
+            os.environ.pop("XLA_FLAGS", None)
+        else:
+            os.environ["XLA_FLAGS"] = old
+    return pool
 
 
 def _stack(trees: list):
@@ -196,4 +288,4 @@ class _Group:
         return fits
 
 
-__all__ = ["Fit", "fit_many"]
+__all__ = ["Fit", "fit_many", "local_executor"]

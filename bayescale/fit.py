@@ -323,10 +323,14 @@ def finish(law: Law, design: Design, s: Structure, draws, settings: dict, starte
         constant_data={"family_idx": design.family_idx, "run_idx": design.run_idx,
                        "se_log": design.se_log, **{f"input_{k}": v for k, v in design.inputs.items()}},
     )
+    return gated(law, design, s, idata, settings | {"seconds": round(time.perf_counter() - started, 2)})
+
+
+def gated(law: Law, design: Design, s: Structure, idata, settings: dict) -> Fit:
+    """The diagnostics gate of a converted fit, its warnings emitted, as a :class:`Fit`."""
     diag, found = diagnostics.gate(idata, _gate_names(s), settings["chains"])
-    settings = settings | {"seconds": round(time.perf_counter() - started, 2)}
     for w in design.warnings + found:
-        warnings.warn(w.category(str(w)), stacklevel=3)
+        warnings.warn(w.category(str(w)), stacklevel=4)
     return Fit(law, design, s, idata, settings, design.warnings + found, diag)
 
 

@@ -111,3 +111,25 @@ def test_vectorised_batch_agrees_with_sequential_within_monte_carlo_error(batch)
             mcse = np.hypot(ra.loc[name, "sd"] / np.sqrt(ra.loc[name, "ess_bulk"]),
                             rb.loc[name, "sd"] / np.sqrt(rb.loc[name, "ess_bulk"]))
             assert abs(ra.loc[name, "mean"] - rb.loc[name, "mean"]) < 4 * mcse, name
+
+
+def test_executor_gives_the_local_draws_and_refuses_fork():
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from bayescale.batch import local_executor
+
+    frames = _frames(3)
+    small = SMALL | {"warmup": 60, "draws": 60}
+    local = bs.fit_many(frames, seed=4, **small)
+    with local_executor(2) as pool:
+        remote = bs.fit_many(frames, seed=4, executor=pool, chunk=2, **small)
+    for a, b in zip(local, remote):
+        assert isinstance(b, bs.Fit) and b.law.name == "power"
+        np.testing.assert_array_equal(a.idata.posterior["alpha"], b.idata.posterior["alpha"])
+        assert [w.kind for w in a.warnings] == [w.kind for w in b.warnings]
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        with pytest.raises(bs.BayescaleError, match="fork"):
+            bs.fit_many(frames, executor=pool, **small)
+    with pytest.raises(bs.BayescaleError, match="chunk"):
+        bs.fit_many(frames, executor=object(), chunk=0, **small)
