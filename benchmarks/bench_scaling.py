@@ -2,7 +2,8 @@
 
     python benchmarks/bench_scaling.py [--points 100,1000,10000,100000,1000000]
                                        [--families 3,10,30,100,200] [--rows-per-family 50]
-                                       [--chains 2] [--warmup 300] [--draws 300] [--device cpu]
+                                       [--chains 1] [--warmup 150] [--draws 150] [--device cpu]
+                                       [--full-max 100000]
                                        [--out benchmarks/results_scaling_cpu2.json]
 
 Each point is one ``bs.fit`` of the Chinchilla law in a fresh process (so peak
@@ -21,8 +22,10 @@ same compiled NUTS run a second time, chains vectorised); leapfrog steps per
 draw, the time of one gradient of the log density (inside a compiled loop, median of 5), the
 sampler's overhead ratio (sampling time / (gradient evaluations x gradient
 time), warm-up steps counted at the draws' rate), and peak resident memory.
-Chains and draws are fewer than a production fit's so that 10^6 points run in
-minutes; the per-step figures do not depend on them.
+Chains and draws are fewer than a production fit's so that 10^5 points run in
+minutes (the per-step figures do not depend on them); above ``--full-max`` rows
+(10^6 by default) only the gradient and the memory of the model are measured:
+a whole fit there takes hours on two cores, most of it in the MAP search.
 """
 
 from __future__ import annotations
@@ -56,8 +59,8 @@ def simulate(rows: int, families: int, seed: int = 0):
     return pd.DataFrame({"family": [f"f{k}" for k in f], "params": n, "tokens": d, "loss": loss})
 
 
-def child(rows: int, families: int, chains: int, warmup: int, draws: int) -> dict:
-    """One fit, run in this (fresh) process."""
+def child(rows: int, families: int, chains: int, warmup: int, draws: int, full: int = 1) -> dict:
+    """One fit, run in this (fresh) process; with ``full=0`` only the gradient is timed."""
     import resource
     import warnings
 
@@ -71,12 +74,15 @@ def child(rows: int, families: int, chains: int, warmup: int, draws: int) -> dic
     df = simulate(rows, families)
     _, design, s, data = setup(df, "chinchilla", "loss", {"N": "params", "D": "tokens"}, "family", None,
                                None, None, "normal", "auto", 2, True)
-    t0 = time.perf_counter()
-    mode = inference.find_map(build(s, {}), data, 0)
-    map_s = time.perf_counter() - t0
-
-    model = build(s, choose_centring(s, design, float(mode["sigma"])))
     from numpyro.infer.util import initialize_model
+
+    if full:
+        t0 = time.perf_counter()
+        mode = inference.find_map(build(s, {}), data, 0)
+        map_s = time.perf_counter() - t0
+        model = build(s, choose_centring(s, design, float(mode["sigma"])))
+    else:
+        model = build(s, {})
 
     info = initialize_model(jax.random.PRNGKey(0), model, model_kwargs=data)
     grad = jax.grad(info.potential_fn)
@@ -91,6 +97,11 @@ def child(rows: int, families: int, chains: int, warmup: int, draws: int) -> dic
         jax.block_until_ready(loop(z))
         times.append(time.perf_counter() - t)
     grad_s = float(np.median(times)) / GRADS
+    head = {"device": str(jax.devices()[0]), "rows": rows, "families": families,
+            "parameters": int(sum(np.size(v) for v in z.values()))}
+    if not full:
+        return head | {"grad_ms": 1e3 * grad_s,
+                       "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
     from bayescale.fit import default_target_accept, dense_sites
 
@@ -106,8 +117,7 @@ def child(rows: int, families: int, chains: int, warmup: int, draws: int) -> dic
     steps = np.asarray(extra["num_steps"])
     # leapfrog steps are recorded for the draws only; warm-up is counted at the same rate
     gradients = float(steps.sum()) * (warmup + draws) / draws
-    return {"device": str(jax.devices()[0]), "rows": rows, "families": families,
-            "parameters": int(sum(np.size(v) for v in z.values())),
+    return head | {
             "map_s": map_s, "compile_s": first_s - sampling_s, "sampling_s": sampling_s,
             "steps_per_draw": float(steps.mean()), "grad_ms": 1e3 * grad_s,
             "overhead": sampling_s / (gradients * grad_s),
@@ -116,7 +126,7 @@ def child(rows: int, families: int, chains: int, warmup: int, draws: int) -> dic
 
 def run_child(rows: int, families: int, args) -> dict:
     cmd = [sys.executable, __file__, CHILD, str(rows), str(families), str(args.chains), str(args.warmup),
-           str(args.draws)]
+           str(args.draws), str(int(rows <= args.full_max))]
     env = os.environ | {"JAX_PLATFORMS": "cuda" if args.device == "gpu" else "cpu"}
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if out.returncode:
@@ -129,9 +139,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--points", default="100,1000,10000,100000,1000000")
     parser.add_argument("--families", default="3,10,30,100,200")
     parser.add_argument("--rows-per-family", type=int, default=50)
-    parser.add_argument("--chains", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--draws", type=int, default=300)
+    parser.add_argument("--chains", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=150)
+    parser.add_argument("--draws", type=int, default=150)
+    parser.add_argument("--full-max", type=int, default=100_000,
+                        help="above this many rows only the gradient and memory are measured")
     parser.add_argument("--device", default="cpu", help="cpu or gpu (the child's JAX_PLATFORMS)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -151,6 +163,6 @@ def main(argv=None) -> dict:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == CHILD:
-        print(json.dumps(child(*map(int, sys.argv[2:7]))))
+        print(json.dumps(child(*map(int, sys.argv[2:8]))))
     else:
         main()
