@@ -120,7 +120,6 @@ min_rows_per_family, check_units, target_accept
     return dict(zip(names, ordered)) if names is not None else ordered
 
 
-
 def _prepare(frames: dict, base, options: dict, names=None) -> tuple[dict, dict]:
     """Validated data sets by index, and the indices grouped by model shape."""
     o = options
