@@ -27,7 +27,7 @@ import numpy as np
 
 from . import inference
 from .errors import BayescaleError
-from .fit import Fit, default_target_accept, dense_sites, finish, gated, setup
+from .fit import default_target_accept, dense_sites, finish, gated, setup
 from .law import Law, resolve
 from .model import build, choose_centring, partial_names
 
@@ -287,4 +287,4 @@ class _Group:
         return fits
 
 
-__all__ = ["Fit", "fit_many", "local_executor"]
+__all__ = ["fit_many", "local_executor"]

@@ -315,7 +315,7 @@ def default_target_accept(s: Structure, target_accept: float | None) -> float:
 
 def finish(law: Law, design: Design, s: Structure, draws, settings: dict, started: float) -> Fit:
     """ArviZ DataTree, diagnostics gate and warnings of one fit; ``draws`` is a NumPyro
-    :class:`~numpyro.infer.MCMC` or an ArviZ NumPyro adapter (:func:`bayescale.inference.draws`)."""
+    :class:`~numpyro.infer.MCMC` or an ArviZ NumPyro adapter (:class:`bayescale.inference.Draws`)."""
     idata = azb.from_numpyro(
         draws, log_likelihood=True,
         coords={"family": design.families, "run": design.runs, "obs": np.arange(len(design.y))},
