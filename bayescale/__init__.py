@@ -24,6 +24,7 @@ from .errors import (  # noqa: E402
 )
 from .fit import Fit, fit, load  # noqa: E402
 from .law import Law, laws  # noqa: E402
+from .sweep import Sweep, sweep  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -31,5 +32,5 @@ __all__ = [
     "BayescaleError", "DataError", "DesignWarning", "DiagnosticsWarning",
     "ExtrapolationWarning", "Fit", "FitError", "FitWarning", "Law", "LawError", "LooWarning",
     "allocate", "average", "backtest", "calibrate", "chain", "compare", "datasets", "fit", "laws",
-    "fit_many", "load", "loso",
+    "fit_many", "load", "loso", "Sweep", "sweep",
 ]

@@ -25,8 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import executor as runner
 from . import inference
-from .errors import BayescaleError
+from .errors import BayescaleError, FitError
 from .fit import default_target_accept, dense_sites, finish, gated, setup
 from .law import Law, resolve
 from .model import build, choose_centring, partial_names
@@ -70,9 +71,10 @@ min_rows_per_family, check_units, target_accept
         on a CPU every NUTS iteration of a vectorised batch waits for the longest
         trajectory in it.  A vectorised fit's ``settings["seconds"]`` is its
         group's wall time.
-    executor : concurrent.futures.Executor, optional
+    executor : {None, "serial", "local"} or concurrent.futures.Executor, optional
         Run the fits as tasks of ``chunk`` data sets of one shape on this
-        executor (e.g. :func:`local_executor`, or a Dask ``Client.get_executor()``):
+        executor (``"local"``: :func:`bayescale.executor.local_executor`; or a
+        Dask ``Client.get_executor()``; see :mod:`bayescale.executor`):
         each task receives its data frames, the law as TOML text and the
         options, fits them as above and returns ArviZ DataTrees; the gate runs
         here.  Data set ``i`` gets the same keys as without an executor.  A
@@ -112,7 +114,7 @@ min_rows_per_family, check_units, target_accept
                "check_units": check_units, "target_accept": target_accept, "device": device,
                "vectorize": vectorize}
     prepared, groups = _prepare(dict(enumerate(items)), base, options, names)
-    if executor is None:
+    if executor is None or executor == "serial":
         fits = _fit_prepared(prepared, groups, base, options, seed, names)
     else:
         fits = _fan_out(executor, dict(enumerate(items)), prepared, groups, base, options, seed, chunk)
@@ -137,8 +139,9 @@ def _prepare(frames: dict, base, options: dict, names=None) -> tuple[dict, dict]
     return prepared, groups
 
 
-def _fit_prepared(prepared: dict, groups: dict, base, options: dict, seed: int, names=None) -> dict:
-    """Fits of the prepared data sets in this process, by index."""
+def _fit_prepared(prepared: dict, groups: dict, base, options: dict, seed: int, names=None,
+                  on_fit=None) -> dict:
+    """Fits of the prepared data sets in this process, by index; ``on_fit(i, fit)`` as each ends."""
     o = options
     device, dev = inference.resolve_device(o["device"])
     vectorize = device == "gpu" if o["vectorize"] is None else bool(o["vectorize"])
@@ -152,7 +155,7 @@ def _fit_prepared(prepared: dict, groups: dict, base, options: dict, seed: int, 
     fits = {}
     with jax.default_device(dev):
         for members in groups.values():
-            fits |= run(members, settings)
+            fits |= run(members, settings, on_fit)
     inference.release_programs()
     return fits
 
@@ -167,50 +170,30 @@ def _task(law_text: str, frames: dict, options: dict, seed: int) -> list:
 
 def _fan_out(executor, frames: dict, prepared: dict, groups: dict, base, options: dict, seed: int,
              chunk: int) -> dict:
-    context = getattr(executor, "_mp_context", None)
-    if context is not None and context.get_start_method() == "fork":
-        raise BayescaleError("fit_many: the executor forks its worker processes, and JAX is not "
-                             "fork-safe; use bayescale.batch.local_executor() or a pool with "
-                             "mp_context=multiprocessing.get_context('spawn').")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise BayescaleError(f"fit_many: chunk must be a positive integer, got {chunk!r}.")
+    pool, owned = runner.resolve(executor, "fit_many")
     text = base.to_toml()
-    futures = [executor.submit(_task, text, {i: frames[i] for i in members[k:k + chunk]}, options, seed)
-               for members in groups.values() for k in range(0, len(members), chunk)]
+    tasks = {(n, k): (text, {i: frames[i] for i in members[k:k + chunk]}, options, seed)
+             for n, members in enumerate(groups.values()) for k in range(0, len(members), chunk)}
     fits = {}
-    for future in futures:
-        for i, idata, settings in future.result():
+
+    def done(_, result, attempts):
+        for i, idata, settings in result:
             law_i, design, s_i, _ = prepared[i]
-            fits[i] = gated(law_i, design, s_i, idata, settings)
-    return fits
+            fits[i] = gated(law_i, design, s_i, idata, settings | {"attempts": attempts})
 
+    def failed(key, exc, attempts):
+        raise FitError(f"fit_many: a task of {len(tasks[key][1])} data set(s) failed after {attempts} "
+                       f"attempt(s): {type(exc).__name__}: {exc}") from exc
 
-def local_executor(workers: int | None = None):
-    """A process pool for :func:`fit_many`: spawned workers, each with one XLA thread.
-
-    Workers are spawned (JAX is not fork-safe) with ``XLA_FLAGS`` limiting each
-    to one intra-op thread, so ``workers`` processes share the cores instead of
-    each using all of them; they use the same persistent compilation cache as
-    this process.  ``workers`` defaults to the number of cores.
-    """
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    workers = workers or os.cpu_count() or 1
-    flags = (f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false "
-             f"intra_op_parallelism_threads=1").strip()
-    old = os.environ.get("XLA_FLAGS")
-    os.environ["XLA_FLAGS"] = flags  # inherited by the workers, started below; this process's JAX
-    try:                             # has read its flags already
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        pool.submit(int).result()  # a spawn pool starts all its workers at the first task
+    try:
+        pool = runner.run_tasks(pool, _task, tasks, done, failed,
+                                restart=runner.restart_local if executor == "local" else None)
     finally:
-        if old is None:
-            os.environ.pop("XLA_FLAGS", None)
-        else:
-            os.environ["XLA_FLAGS"] = old
-    return pool
+        if owned:
+            pool.shutdown()
+    return fits
 
 
 def _stack(trees: list):
@@ -253,7 +236,7 @@ class _Group:
                 raise type(exc)(f"data set {self._label(i)!r}: {exc}") from None
         return modes
 
-    def __call__(self, members: list, settings: dict) -> dict:
+    def __call__(self, members: list, settings: dict, on_fit=None) -> dict:
         started = time.perf_counter()
         s = self.prepared[members[0]][2]
         accept = default_target_accept(s, self.target_accept)
@@ -274,17 +257,18 @@ class _Group:
                                         _stack([modes[i] for i in subset]),
                                         _stack([self.prepared[i][3] for i in subset]))
                 draws = {i: _take(out, k) for k, i in enumerate(subset)}
-            else:
-                draws = {i: jax.tree.map(np.asarray, program(keys[i][1], modes[i], self.prepared[i][3]))
-                         for i in subset}
             for i in subset:
                 law, design, s_i, data = self.prepared[i]
+                if not self.vectorize:  # one at a time, so on_fit hears of each fit as it ends
+                    draws = {i: jax.tree.map(np.asarray, program(keys[i][1], modes[i], data))}
                 info = settings | {"data_set": i, "target_accept": accept, "centring": dict(centring)}
                 fits[i] = finish(law, design, s_i, inference.Draws(model, data, *draws[i]), info,
                                  started)
+                if on_fit is not None:
+                    on_fit(i, fits[i])
                 if not self.vectorize:  # the next fit's time starts here (the first's holds compiling)
                     started = time.perf_counter()
         return fits
 
 
-__all__ = ["fit_many", "local_executor"]
+__all__ = ["fit_many"]

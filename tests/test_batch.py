@@ -117,7 +117,7 @@ def test_executor_gives_the_local_draws_and_refuses_fork():
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from bayescale.batch import local_executor
+    from bayescale.executor import local_executor
 
     frames = _frames(3)
     small = SMALL | {"warmup": 60, "draws": 60}
