@@ -60,6 +60,7 @@ from numpyro.infer import Predictive
 from numpyro.infer.util import log_likelihood
 from scipy import stats
 
+from . import executor as runner
 from .data import Design, prepare
 from .errors import BayescaleError, LawError
 from .fit import _pool_few_families
@@ -520,7 +521,7 @@ def _value(samples: dict, name: str, st: _Setup):
 def sbc(law, design_df=None, x=None, group=None, run=None, reps: int = 100, draws: int = 100,
         seed: int = 0, *, chains: int = 2, warmup: int = 500, thin: int = 4, floor: float = FLOOR,
         pool=None, likelihood: str = "normal", generating_law=None, target_accept=None,
-        replicates=None, progress: bool = False) -> SBCResult:
+        replicates=None, progress: bool = False, executor=None, chunk: int = 25) -> SBCResult:
     """Simulation-based calibration of ``law`` fitted by NUTS on one design.
 
     For each replicate: draw every parameter and a data set from the prior
@@ -572,6 +573,13 @@ def sbc(law, design_df=None, x=None, group=None, run=None, reps: int = 100, draw
         is the same data set whichever subset it runs in.
     progress : bool
         Print one line per replicate.
+    executor : {None, "serial", "local"} or concurrent.futures.Executor, optional
+        Run the replicates as tasks of ``chunk`` replicates on this executor
+        (see :mod:`bayescale.executor`; e.g. a Dask ``Client.get_executor()``);
+        replicate ``i`` is the same whichever task runs it, so the ranks equal
+        those of a run in this process.  A task whose worker died is run again once.
+    chunk : int
+        Replicates per task on an executor (each task compiles once).
 
     Returns
     -------
@@ -592,6 +600,13 @@ def sbc(law, design_df=None, x=None, group=None, run=None, reps: int = 100, draw
     if draws % chains:
         raise BayescaleError(f"sbc: draws={draws} must be a multiple of chains={chains}.")
     st = setup(law, design_df, x, group, run, pool, likelihood, floor)
+    if executor is not None:
+        options = {"design_df": design_df, "x": x, "group": group, "run": run, "reps": reps,
+                   "draws": draws, "seed": seed, "chains": chains, "warmup": warmup, "thin": thin,
+                   "floor": floor, "pool": pool, "likelihood": likelihood,
+                   "target_accept": target_accept, "progress": progress}
+        gen_text = None if generating_law is None else resolve(generating_law).to_toml()
+        return _fan_out(executor, chunk, st.law.to_toml(), gen_text, options, replicates)
     gen = st
     if generating_law is not None:
         gen_law = resolve(generating_law)
@@ -645,6 +660,40 @@ def sbc(law, design_df=None, x=None, group=None, run=None, reps: int = 100, draw
                                         "steps", "centring", "failed", "seconds", "compiled"])
     ranks = ranks.sort_values("replicate").reset_index(drop=True)
     return SBCResult(st.law.name, ranks, list(st.names), draws, settings)
+
+
+def _task(law_text: str, gen_text, options: dict, replicates: list) -> SBCResult:
+    """One executor task: the replicates ``replicates`` of one SBC run."""
+    law = Law.from_toml(law_text, origin="sbc task")
+    gen = None if gen_text is None else Law.from_toml(gen_text, origin="sbc task")
+    return sbc(law, generating_law=gen, replicates=replicates, **options)
+
+
+def _fan_out(executor, chunk: int, law_text: str, gen_text, options: dict, replicates) -> SBCResult:
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise BayescaleError(f"sbc: chunk must be a positive integer, got {chunk!r}.")
+    reps = options["reps"]
+    idx = list(range(reps)) if replicates is None else [int(i) for i in replicates]
+    if any(not 0 <= i < reps for i in idx):
+        raise BayescaleError(f"sbc: replicates must lie in 0..{reps - 1}.")
+    tasks = {k: (law_text, gen_text, options, idx[k:k + chunk]) for k in range(0, len(idx), chunk)}
+    parts = {}
+
+    def failed(key, exc, attempts):
+        raise BayescaleError(f"sbc: replicates {tasks[key][3][0]}..{tasks[key][3][-1]} failed after "
+                             f"{attempts} attempt(s): {type(exc).__name__}: {exc}") from exc
+
+    started = time.perf_counter()
+    pool, owned = runner.resolve(executor, "sbc")
+    try:
+        runner.run_tasks(pool, _task, tasks, lambda k, r, _: parts.__setitem__(k, r), failed,
+                         restart=runner.restart_local if executor == "local" else None)
+    finally:
+        if owned:
+            pool.shutdown()
+    result = combine(parts[k] for k in sorted(parts))
+    result.settings["seconds"] = round(time.perf_counter() - started, 2)
+    return result
 
 
 MAX_PRIOR_ROUNDS = 20

@@ -197,9 +197,9 @@ min_rows_per_family, check_units, target_accept
             if owned:
                 pool_.shutdown()
     result = _assemble(records, keys, by, settings)
-    if folder is not None:
+    if folder is not None:  # beside the per-group records
         for name in ("groups", "parameters", "forecasts"):
-            getattr(result, name).to_csv(folder / f"{name}.csv", index=False)
+            getattr(result, name).to_csv(folder.parent / f"{name}.csv", index=False)
     return result
 
 
@@ -250,7 +250,7 @@ def _read(path: Path):
 
 
 def _open(out, settings: dict) -> Path | None:
-    """The result folder, its settings checked against an earlier run's."""
+    """The folder of the per-group records, the sweep's settings checked against an earlier run's."""
     if out is None:
         return None
     folder = Path(out)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -21,3 +24,19 @@ def case_study():
         return module
 
     return load
+
+
+@pytest.fixture
+def kill_a_worker():
+    """``kill(folder, pids, killed)``: wait for the first result file in ``folder``, then SIGKILL the
+    first process of ``pids()`` (mid-fit for the other workers) and append its pid to ``killed``."""
+    def kill(folder, pids, killed):
+        deadline = time.time() + 300
+        while time.time() < deadline and not list(folder.glob("*.json")):
+            time.sleep(0.05)
+        victims = pids()
+        if victims:
+            os.kill(victims[0], signal.SIGKILL)
+            killed.append(victims[0])
+
+    return kill

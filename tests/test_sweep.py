@@ -1,0 +1,100 @@
+"""``bs.sweep``: every group fitted or recorded as failed, results written as fits end, reruns resume."""
+
+import multiprocessing
+import threading
+from concurrent.futures import Executor
+
+import pandas as pd
+import pytest
+
+import bayescale as bs
+
+TINY = {"law": "power", "by": "task", "y": "loss", "x": "x", "chains": 1, "warmup": 150, "draws": 150,
+        "progress": False}
+
+
+def _table(tasks, bad=None):
+    """One simulated power-law ladder (25 rows) per task; ``bad`` gets a negative loss."""
+    frames = [bs.datasets.simulate("power", families=1, seeds=1, seed=k).assign(task=t)
+              for k, t in enumerate(tasks)]
+    df = pd.concat(frames, ignore_index=True)
+    if bad is not None:
+        df.loc[df.index[df["task"] == bad][3], "loss"] = -1.0
+    return df
+
+
+class _Refuse(Executor):
+    """An executor that fails the test if anything is submitted to it."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        raise AssertionError("the sweep submitted a fit")
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    df = _table(["a", "b", "c"], bad="b")
+    return df, out, bs.sweep(df, out=out, executor="serial", at={"x": [1e10, 1e11]}, **TINY)
+
+
+def test_each_group_is_fitted_or_recorded_with_its_error(done):
+    df, out, result = done
+    groups = result.groups.set_index("task")
+    assert list(groups.index) == ["a", "b", "c"]
+    assert groups.loc["b", "status"] == "error"
+    assert "'loss'" in groups.loc["b", "message"] and "row 3" in groups.loc["b", "message"]
+    assert set(groups.loc[["a", "c"], "status"]) <= {"ok", "gate"}
+    not_ok = ["b"] + [t for t in "ac" if groups.loc[t, "status"] != "ok"]
+    assert sorted(result.failed["task"]) == sorted(not_ok)
+    # parameters and forecasts of the fitted groups only
+    assert set(result.parameters["task"]) == {"a", "c"}
+    assert set(result.parameters["parameter"]) >= {"E", "alpha", "sigma"}
+    assert len(result.forecasts) == 2 * 2 and (result.forecasts["hi90"] > result.forecasts["lo90"]).all()
+    for name in ("groups", "parameters", "forecasts"):
+        assert len(pd.read_csv(out / f"{name}.csv")) == len(getattr(result, name))
+    assert len(list((out / "groups").glob("*.json"))) == 3
+
+
+def test_rerun_fits_nothing_and_other_settings_are_refused(done):
+    df, out, result = done
+    again = bs.sweep(df, out=out, executor=_Refuse(), at={"x": [1e10, 1e11]}, **TINY)
+    pd.testing.assert_frame_equal(again.parameters, result.parameters)
+    pd.testing.assert_frame_equal(again.groups, result.groups)
+    with pytest.raises(bs.BayescaleError, match="other settings.*options"):
+        bs.sweep(df, out=out, executor=_Refuse(), at={"x": [1e10, 1e11]}, **TINY | {"draws": 151})
+
+
+def test_a_groups_draws_depend_on_its_own_values_only(done):
+    df, out, result = done
+    alone = bs.sweep(df[df["task"] == "c"], executor="serial", **TINY)
+    pd.testing.assert_frame_equal(alone.parameters.reset_index(drop=True),
+                                  result.parameters[result.parameters["task"] == "c"].reset_index(drop=True))
+
+
+def test_bad_arguments_are_named():
+    df = _table(["a"])
+    with pytest.raises(bs.DataError, match="'stage'"):
+        bs.sweep(df, **TINY | {"by": "stage"})
+    with pytest.raises(bs.DataError, match="column 'task' is missing in 1 row"):
+        bs.sweep(df.assign(task=[None] + ["a"] * (len(df) - 1)), **TINY)
+    with pytest.raises(bs.BayescaleError, match="by="):
+        bs.sweep(df, **TINY | {"by": []})
+    with pytest.raises(bs.BayescaleError, match="executor='gpu'"):
+        bs.sweep(df, executor="gpu", **TINY)
+
+
+def test_a_killed_local_worker_loses_only_its_fit(tmp_path, kill_a_worker):
+    df = _table(["a", "b", "c", "d", "e"])
+    serial = bs.sweep(df, executor="serial", **TINY)
+    killed = []
+    killer = threading.Thread(target=kill_a_worker, args=(
+        tmp_path / "groups", lambda: [p.pid for p in multiprocessing.active_children()], killed))
+    killer.start()
+    result = bs.sweep(df, out=tmp_path, executor="local", chunk=1, **TINY)
+    killer.join()
+    assert killed, "no worker was killed"
+    # every group is there; the tasks the dead pool lost ran again on a fresh pool
+    assert list(result.groups["task"]) == list("abcde")
+    assert result.groups["attempts"].max() == 2
+    # and gave the draws they give anywhere else
+    pd.testing.assert_frame_equal(result.parameters, serial.parameters)
