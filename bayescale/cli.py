@@ -13,6 +13,9 @@ Subcommands::
     bayescale backtest DATA --law NAME --y COL --x N=COL ... --split largest-size|largest-compute|
                        leave-family-out:FAMILY:K [--kind mean|new_run|both] [--levels 0.5,0.9]
                        [--csv FILE] [--json]
+    bayescale sweep    DATA --law NAME --y COL --x N=COL ... --by COL [--by COL] --out DIR
+                       [--at N=7e9,...] [--workers N | --serial | --scheduler ADDRESS|local]
+                       [--chunk N] [--retries N] [--redo-failed] [--json]
 
 Exit codes: 0 success; 1 the fit ran but failed its diagnostics gate (results are
 still written); 2 bad input or usage; 3 an unexpected internal error (a bug);
@@ -712,6 +715,60 @@ def cmd_backtest(args) -> int:
     return EXIT_OK
 
 
+def cmd_sweep(args) -> int:
+    from .errors import BayescaleWarning
+    from .law import resolve
+    from .sweep import sweep
+
+    out = _Out(args)
+    df, kwargs = _fit_inputs(args)
+    kwargs.pop("progress")
+    kwargs.pop("device")
+    by = [c.strip() for item in args.by for c in item.split(",") if c.strip()]
+    at = None
+    if args.at:
+        xmap = kwargs["x"] if isinstance(kwargs["x"], dict) else {resolve(args.law).inputs[0]: kwargs["x"]}
+        at = [{xmap[k]: v for k, v in row.items()} for row in _at_rows(args.at, resolve(args.law))]
+    client = None
+    if args.scheduler is not None:
+        from .executor import dask_client
+
+        client = dask_client(None if args.scheduler == "local" else args.scheduler, args.workers)
+        executor = client.get_executor()
+    else:
+        executor = "serial" if args.serial else "local"
+    where = "this process" if args.serial else (
+        f"Dask at {args.scheduler}" if client else f"{args.workers or 'one per core'} local worker(s)")
+    out(f"Sweeping law {args.law} over the groups of {', '.join(by)} in {args.data} on {where}; "
+        f"results in {args.out} ...")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BayescaleWarning)  # each group's record carries them
+            result = sweep(df, by=by, seed=args.seed, at=at, kind=args.kind, levels=_levels(args.levels),
+                           out=args.out, executor=executor, workers=args.workers, chunk=args.chunk,
+                           retries=args.retries, redo_failed=args.redo_failed,
+                           progress=not getattr(args, "quiet", False), **kwargs)
+    finally:
+        if client is not None:
+            client.close()
+    failed = result.failed
+    if args.json:
+        _dump({"groups": result.groups, "failed": failed, "out": str(args.out)})
+    else:
+        counts = result.groups["status"].value_counts()
+        out(f"{len(result.groups)} groups: " + ", ".join(f"{n} {k}" for k, n in counts.items()) +
+            f"; tables written to {Path(args.out) / 'groups.csv'}, parameters.csv and forecasts.csv.")
+        if len(failed):
+            cols = [*by, "status", "message"]
+            out("", "Groups that failed (status, why):",
+                failed[cols].to_string(index=False, max_colwidth=100))
+    if len(failed):
+        print(f"{PROG}: {len(failed)} of {len(result.groups)} group(s) did not pass (see "
+              f"{Path(args.out) / 'groups.csv'}).", file=sys.stderr)
+        return EXIT_GATE
+    return EXIT_OK
+
+
 # ---- parser -------------------------------------------------------------------------------
 def _add_forecast_arguments(p) -> None:
     """Arguments shared by the commands that forecast from a saved fit (predict, report)."""
@@ -868,6 +925,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="also write the per-target results to a CSV file")
     p.add_argument("--json", action="store_true", help="print the aggregate and per-target results as JSON")
     p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("sweep", parents=[common], help="fit one law to every group of a table",
+                       description="Fit one law to every group of rows (the --by columns, e.g. task and "
+                                   "metric) on local worker processes or a Dask cluster.  Each group's "
+                                   "result is written to --out as its fit ends; a rerun skips what is "
+                                   "done.  Exit code 1 if any group failed (bad data, a crashed worker "
+                                   "or the diagnostics gate; all are listed in groups.csv).")
+    _add_fit_arguments(p)
+    p.add_argument("--by", required=True, action="append", metavar="COL",
+                   help="column(s) whose values define a group, repeated or comma-separated")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the per-group results and tables")
+    p.add_argument("--at", action="append", default=[], metavar="N=7e9,D=1.4e11",
+                   help="forecast every group at these input values, repeated for several points")
+    p.add_argument("--kind", choices=("mean", "new_run"), default="mean")
+    p.add_argument("--levels", default="0.5,0.9", help="central credible levels (default 0.5,0.9)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--serial", action="store_true", help="fit in this process, one group after another")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="a Dask scheduler address (tcp://host:8786), or 'local' for a new local "
+                            "Dask cluster (needs bayescale[dask])")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="local worker processes (default: one per core)")
+    p.add_argument("--chunk", type=_positive_int, default=8, help="groups per task (default 8)")
+    p.add_argument("--retries", type=int, default=1, help="reruns of a task whose worker died (default 1)")
+    p.add_argument("--redo-failed", action="store_true", help="refit groups recorded as error or crashed")
+    p.add_argument("--json", action="store_true", help="print the groups table as JSON")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 
@@ -884,7 +968,8 @@ def main(argv=None) -> int:
         debug = args.debug
         if args.command is None:
             parser.print_help(sys.stderr)
-            raise UsageError("choose a command: demo, laws, fit, predict, report, compare or backtest.")
+            raise UsageError("choose a command: demo, laws, fit, predict, report, compare, backtest or "
+                             "sweep.")
         return args.func(args)
     except UsageError as exc:
         return _fail(exc, debug, EXIT_USAGE)

@@ -75,6 +75,38 @@ def local_executor(workers: int | None = None):
     return pool
 
 
+def dask_client(address: str | None = None, workers: int | None = None):
+    """A Dask ``distributed.Client``: to the scheduler at ``address``, or to a new ``LocalCluster``.
+
+    The local cluster has ``workers`` worker processes (default: the cores),
+    one thread each, started with :func:`worker_env`.  Pass
+    ``client.get_executor()`` as ``executor=``; close the client when done.
+    Workers of a remote cluster need bayescale installed and should be
+    started with :func:`worker_env` in their environment.
+    """
+    try:
+        import distributed
+    except ImportError:
+        raise BayescaleError("Dask is not installed: pip install 'bayescale[dask]'.") from None
+    if address is not None:
+        return distributed.Client(address)
+    cluster = distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                       processes=True, env=worker_env(), dashboard_address=None)
+    client = distributed.Client(cluster)
+    client.close = _closing(client.close, cluster)  # closing the client also stops its cluster
+    return client
+
+
+def _closing(close, cluster):
+    def both(*args, **kwargs):
+        try:
+            return close(*args, **kwargs)
+        finally:
+            cluster.close()
+
+    return both
+
+
 class InProcess(Executor):
     """Runs each task in this process when it is submitted (``executor="serial"``)."""
 
@@ -87,12 +119,12 @@ class InProcess(Executor):
         return future
 
 
-def resolve(executor, who: str) -> tuple[Executor, bool]:
+def resolve(executor, who: str, workers: int | None = None) -> tuple[Executor, bool]:
     """The executor named or given, and whether the caller owns it (and must shut it down)."""
     if executor is None or executor == "serial":
         return InProcess(), True
     if executor == "local":
-        return local_executor(), True
+        return local_executor(workers), True
     if isinstance(executor, str):
         raise BayescaleError(f"{who}: executor={executor!r}; use 'serial', 'local' or a "
                              f"concurrent.futures.Executor (e.g. a Dask Client.get_executor()).")
@@ -177,4 +209,4 @@ def restart_local(executor) -> Executor:
     return local_executor(workers)
 
 
-__all__ = ["InProcess", "local_executor", "run_tasks", "worker_env"]
+__all__ = ["InProcess", "dask_client", "local_executor", "run_tasks", "worker_env"]

@@ -78,8 +78,8 @@ def sweep(df: pd.DataFrame, law="power", by=None, y: str = "loss", x=None, group
           draws: int = 1000, seed: int = 0, parameterization: str = "auto",
           min_rows_per_family: int = 2, check_units: bool = True, target_accept: float | None = None,
           at=None, kind: str = "mean", levels=(0.5, 0.9), out=None, executor="local",
-          chunk: int = CHUNK, retries: int = 1, redo_failed: bool = False,
-          progress: bool = True) -> Sweep:
+          workers: int | None = None, chunk: int = CHUNK, retries: int = 1,
+          redo_failed: bool = False, progress: bool = True) -> Sweep:
     """Fit ``law`` to every group of rows of ``df`` that shares its ``by`` values.
 
     Parameters
@@ -108,6 +108,8 @@ min_rows_per_family, check_units, target_accept
         ``"local"``: a pool of spawned worker processes, one per core;
         ``"serial"``: this process; or any executor, e.g. a Dask
         ``Client.get_executor()`` (see :mod:`bayescale.executor`).
+    workers : int, optional
+        Worker processes of the ``"local"`` pool (default: the cores).
     chunk : int
         Groups per task: groups whose models have the same shape share one
         compiled program within a task.
@@ -188,7 +190,7 @@ min_rows_per_family, check_units, target_accept
             records[gid] = _keep(folder, gid, keys[gid], rec, attempts, report)
 
     if tasks:
-        pool_, owned = runner.resolve(executor, "sweep")
+        pool_, owned = runner.resolve(executor, "sweep", workers)
         try:
             pool_ = runner.run_tasks(pool_, _task, tasks, done, failed, retries=retries,
                                      restart=runner.restart_local if executor == "local" else None,
@@ -294,7 +296,8 @@ class _Progress:
     def __init__(self, total: int, already: int, show: bool, by: list):
         self.total, self.count, self.show = total, already, show
         if show and already:
-            print(f"[sweep] {already} of {total} groups already done; fitting the rest", file=sys.stderr)
+            rest = "nothing left to fit" if already == total else "fitting the rest"
+            print(f"[sweep] {already} of {total} groups already done; {rest}", file=sys.stderr)
 
     def __call__(self, key: dict, rec: dict) -> None:
         self.count += 1

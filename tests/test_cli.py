@@ -442,3 +442,27 @@ def test_backtest_bad_split(power_csv, split, message):
                              "--split", split, "--json"])
     assert code == 2 and stdout == ""
     assert message in error_line(err)
+
+
+# ---- sweep -------------------------------------------------------------------------------
+def test_sweep_records_each_group_and_resumes(tmp_path):
+    import pandas as pd
+
+    frames = [bs.datasets.simulate("power", families=1, seeds=1, seed=k).assign(task=t)
+              for k, t in enumerate("ab")]
+    frames[1].loc[2, "loss"] = 0.0  # task b: bad data, recorded, the sweep goes on
+    data = tmp_path / "tasks.csv"
+    pd.concat(frames).to_csv(data, index=False)
+    argv = ["sweep", data, "--law", "power", "--y", "loss", "--x", "x", "--by", "task", *TINY,
+            "--out", tmp_path / "out", "--at", "1e10", "--serial"]
+    code, stdout, stderr = run(argv)
+    assert code == 1, stderr  # a group did not pass
+    groups = pd.read_csv(tmp_path / "out" / "groups.csv").set_index("task")
+    assert groups.loc["b", "status"] == "error" and "'loss'" in groups.loc["b", "message"]
+    assert groups.loc["a", "status"] in ("ok", "gate")
+    assert len(pd.read_csv(tmp_path / "out" / "forecasts.csv")) == 1
+    assert "[sweep 2/2]" in stderr and "Groups that failed" in stdout
+    code, _, stderr = run(argv)
+    assert code == 1 and "2 of 2 groups already done; nothing left to fit" in stderr
+    code, _, stderr = run([*argv[:-1], "--serial", "--scheduler", "local"])
+    assert code == 2 and "not allowed with argument" in error_line(stderr)
