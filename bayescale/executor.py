@@ -8,7 +8,8 @@ which accepts any :class:`concurrent.futures.Executor`:
 - ``"local"`` (or :func:`local_executor`): a process pool sized to the cores,
   workers spawned with one XLA thread each;
 - a Dask ``Client.get_executor()`` (``LocalCluster`` or a scheduler address),
-  with workers started with :func:`worker_env` (see the README).
+  with workers started with :func:`worker_env` (see the README);
+- :class:`RayExecutor`: Ray tasks on a Ray cluster.
 
 Tasks receive data frames, the law as TOML text and plain options, never JAX
 closures, so any executor that can pickle a DataFrame can run them.  A task
@@ -105,6 +106,27 @@ def _closing(close, cluster):
             cluster.close()
 
     return both
+
+
+class RayExecutor(Executor):
+    """Runs each task as a Ray task: Ray has no ``concurrent.futures`` executor of its own, but
+    each task's ``ObjectRef.future()`` is a :class:`concurrent.futures.Future`.
+
+    Workers get :func:`worker_env` through the task's ``runtime_env``.  Call
+    ``ray.init(...)`` (or let the first task start a local Ray) before use.
+    """
+
+    def __init__(self, threads: int = 1):
+        try:
+            import ray
+        except ImportError:
+            raise BayescaleError("Ray is not installed: pip install ray.") from None
+        self._ray, self._env = ray, worker_env(threads)
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        task = self._ray.remote(fn).options(num_cpus=1, max_retries=0,
+                                            runtime_env={"env_vars": self._env})
+        return task.remote(*args, **kwargs).future()
 
 
 class InProcess(Executor):
@@ -209,4 +231,4 @@ def restart_local(executor) -> Executor:
     return local_executor(workers)
 
 
-__all__ = ["InProcess", "dask_client", "local_executor", "run_tasks", "worker_env"]
+__all__ = ["InProcess", "RayExecutor", "dask_client", "local_executor", "run_tasks", "worker_env"]

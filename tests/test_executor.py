@@ -128,3 +128,15 @@ def test_a_killed_dask_worker_leaves_no_group_missing(client, tmp_path, kill_a_w
     assert list(result.groups["task"]) == list("abcdef")
     assert set(result.groups["status"]) <= {"ok", "gate", "crashed"}
     assert len(list((tmp_path / "groups").glob("*.json"))) == 6
+
+
+def test_sweep_on_ray_equals_the_local_default():
+    ray = pytest.importorskip("ray")
+    df = _table(["a", "b"])
+    sweep = {"by": "task", "progress": False, "chunk": 1, **TINY}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        there = bs.sweep(df, executor=runner.RayExecutor(), **sweep)
+    finally:
+        ray.shutdown()
+    pd.testing.assert_frame_equal(there.parameters, bs.sweep(df, executor="serial", **sweep).parameters)
