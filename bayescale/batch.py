@@ -62,8 +62,10 @@ min_rows_per_family, check_units, target_accept
     seed : int
         Data set ``i`` (in order) is fitted with the key ``fold_in(PRNGKey(seed), i)``;
         the same seed gives the same draws.
-    device : {"cpu", "gpu"}, optional
-        Where to run; CPU by default.
+    device : {"cpu", "gpu", "auto"}, optional
+        Where to run.  By default the CPU, unless JAX sees a GPU and a fit has
+        :data:`bayescale.inference.GPU_MIN_ROWS` rows or more, or there are
+        :data:`bayescale.inference.GPU_MIN_FITS` data sets or more.
     vectorize : bool, optional
         Run the data sets of one shape side by side in one vectorised program
         (``jax.vmap``) instead of one after another through the same compiled
@@ -143,7 +145,8 @@ def _fit_prepared(prepared: dict, groups: dict, base, options: dict, seed: int, 
                   on_fit=None) -> dict:
     """Fits of the prepared data sets in this process, by index; ``on_fit(i, fit)`` as each ends."""
     o = options
-    device, dev = inference.resolve_device(o["device"])
+    rows = max(len(design.y) for _, design, _, _ in prepared.values())
+    device, dev = inference.resolve_device(inference.choose_device(o["device"], rows, len(prepared)))
     vectorize = device == "gpu" if o["vectorize"] is None else bool(o["vectorize"])
     settings = {"law": base.name, "likelihood": o["likelihood"], "chains": o["chains"],
                 "warmup": o["warmup"], "draws": o["draws"], "device": device,

@@ -237,8 +237,10 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
         Noise on log y; ``student_t`` is robust to outlying runs.
     chains, warmup, draws, seed : int
         NUTS settings.  The same seed gives identical draws.
-    device : {"cpu", "gpu"}, optional
-        Where to sample; CPU by default.
+    device : {"cpu", "gpu", "auto"}, optional
+        Where to sample.  By default (``None`` or ``"auto"``) the CPU, unless JAX
+        sees a GPU and the data have at least
+        :data:`bayescale.inference.GPU_MIN_ROWS` rows.
     parameterization : {"auto", "centred", "noncentred"}
         How family effects are sampled (see :mod:`bayescale.model`).
     progress : bool, optional
@@ -273,11 +275,12 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     mode = inference.find_map(build(s, {}), data, seed)
     centring = choose_centring(s, design, float(mode["sigma"]))
     target_accept = default_target_accept(s, target_accept)
+    device = inference.choose_device(device, rows=len(design.y))
     mcmc = inference.sample(build(s, centring), data, mode, chains=chains, warmup=warmup, draws=draws,
                             seed=seed, device=device, progress=progress, dense=dense_sites(mode),
                             target_accept=target_accept)
     settings = {"law": law.name, "likelihood": likelihood, "chains": chains, "warmup": warmup,
-                "draws": draws, "seed": seed, "device": device or "cpu",
+                "draws": draws, "seed": seed, "device": device,
                 "parameterization": parameterization, "min_rows_per_family": min_rows_per_family,
                 "check_units": check_units, "target_accept": target_accept,
                 "centring": centring}

@@ -158,8 +158,44 @@ def chain_method(device: str, chains: int) -> str:
     return "parallel" if chains > 1 and len(jax.devices("cpu")) >= chains else "sequential"
 
 
+# When device=None sends work to a GPU (if JAX sees one).  Small fits stay on the CPU: on an
+# H200 a fit of hundreds of rows took 2x the CPU's wall time (benchmarks/RESULTS.md, section 5).
+# The thresholds are the regime where the GPU target is set (10^5 rows, batches of 100 fits);
+# the crossover itself has not been measured yet.
+GPU_MIN_ROWS = 100_000
+GPU_MIN_FITS = 100
+
+
+def gpu_available() -> bool:
+    try:
+        return bool(jax.devices("gpu"))
+    except RuntimeError:  # a CPU-only JAX has no GPU backend
+        return False
+
+
+def choose_device(device: str | None, rows: int, fits: int = 1, gpu: bool | None = None) -> str:
+    """``device``, or for ``None`` (``"auto"``) the GPU when JAX sees one and the work is large.
+
+    Large means at least :data:`GPU_MIN_ROWS` rows in a fit, or at least
+    :data:`GPU_MIN_FITS` fits in one batch; everything else runs on the CPU.
+
+    Examples
+    --------
+    >>> choose_device(None, rows=500, gpu=True), choose_device(None, rows=200_000, gpu=True)
+    ('cpu', 'gpu')
+    >>> choose_device(None, rows=500, fits=128, gpu=True), choose_device(None, rows=10**6, gpu=False)
+    ('gpu', 'cpu')
+    >>> choose_device("gpu", rows=10, gpu=True)
+    'gpu'
+    """
+    if device is not None and str(device).lower() != "auto":
+        return str(device).lower()
+    large = rows >= GPU_MIN_ROWS or fits >= GPU_MIN_FITS
+    return "gpu" if large and (gpu_available() if gpu is None else gpu) else "cpu"
+
+
 def resolve_device(device: str | None):
-    """The JAX device to sample on; ``None`` means CPU (the default)."""
+    """The JAX device to sample on; ``None`` means CPU (see :func:`choose_device` for "auto")."""
     device = (device or "cpu").lower()
     if device not in ("cpu", "gpu"):
         raise FitError(f"device={device!r}; choose 'cpu' or 'gpu'.")

@@ -376,7 +376,8 @@ def _task(law_text: str, frames: dict, gids: dict, options: dict, seed: int, for
             shapes.setdefault(_shape_key(law_i, s_i, data_i), []).append(i)
         on_fit = lambda i, fit: keep(i, _record(fit, forecast))  # noqa: E731
         try:
-            _fit_prepared(prepared, shapes, base, options, seed, on_fit=on_fit)
+            if prepared:
+                _fit_prepared(prepared, shapes, base, options, seed, on_fit=on_fit)
         except Exception:  # noqa: BLE001 - one group's failure: fit the rest one by one to find it
             for i in prepared:
                 if gids[i] in records:

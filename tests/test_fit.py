@@ -122,3 +122,22 @@ def test_fits_do_not_accumulate_compiled_programs():
                seed=seed, progress=False)
         counts.append(maps())
     assert counts[-1] - counts[0] < 300, counts
+
+
+def test_device_auto_sends_large_work_to_a_gpu_when_jax_sees_one(monkeypatch):
+    from bayescale import inference
+
+    df = bs.datasets.simulate("power", families=1, seeds=1, seed=0)
+    kwargs = {"law": "power", "y": "loss", "x": "x", "chains": 1, "warmup": 20, "draws": 20}
+    # no GPU here: auto stays on the CPU even for large work
+    monkeypatch.setattr(inference, "GPU_MIN_ROWS", 10)
+    assert bs.fit(df, **kwargs).settings["device"] == "cpu"
+    # a GPU "seen": the same fit is sent to it (and this JAX, having none, says so)
+    monkeypatch.setattr(inference, "gpu_available", lambda: True)
+    with pytest.raises(bs.FitError, match="no GPU"):
+        bs.fit(df, **kwargs)
+    monkeypatch.setattr(inference, "GPU_MIN_ROWS", 10**6)
+    assert bs.fit(df, **kwargs).settings["device"] == "cpu"  # small work stays on the CPU
+    monkeypatch.setattr(inference, "GPU_MIN_FITS", 2)  # a batch of 2 fits counts as large
+    with pytest.raises(bs.FitError, match="no GPU"):
+        bs.fit_many([df, df], device="auto", **kwargs)
