@@ -21,7 +21,10 @@ from .law import resolve
 from .predict import KINDS, _levels, _pct, predict
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
-SPLITS = ("largest-size", "largest-compute", "('leave-family-out', family, k)", "callable(df) -> mask")
+SPLITS = ("largest-size", "largest-compute", "('leave-family-out', family, k)", "rolling",
+          "callable(df) -> mask")
+ROLLING = (0.3, 0.8)  # the rolling origins lie at these quantiles of the data's log compute, and between
+DISTANCE_BINS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, np.inf)  # decades of compute beyond the training frontier
 
 
 @dataclass
@@ -42,9 +45,14 @@ class Backtest:
     fit : Fit
         The fit on the training rows.
     held_out : ndarray of bool
-        Mask of the held-out rows of the data.
+        Mask of the held-out rows of the data (for ``"rolling"``: held out at some origin).
     split : str
         What was held out.
+    by_distance : DataFrame or None
+        ``"rolling"`` only: per kind and bin of distance beyond the training
+        frontier (decades of compute), ``n``, the errors and each band's coverage.
+    fits : list of Fit
+        ``"rolling"`` only: the fit at each origin (``fit`` is the last).
     """
 
     per_target: pd.DataFrame
@@ -52,6 +60,8 @@ class Backtest:
     fit: object = field(repr=False)
     held_out: np.ndarray = field(repr=False)
     split: str = ""
+    by_distance: pd.DataFrame | None = field(default=None, repr=False)
+    fits: list = field(default_factory=list, repr=False)
 
     def __getitem__(self, key):  # dict-style access: result["aggregate"]
         return getattr(self, key)
@@ -176,9 +186,9 @@ def score(fit, test: pd.DataFrame, kinds=("mean",), levels=LEVELS, seed: int = 0
     return pd.concat(parts, ignore_index=True)
 
 
-def summarise(per_target: pd.DataFrame, levels=LEVELS) -> pd.DataFrame:
-    """Median and mean |relative error| and the coverage of each band, per kind."""
-    grouped = per_target.groupby("kind", sort=False)
+def summarise(per_target: pd.DataFrame, levels=LEVELS, by=("kind",)) -> pd.DataFrame:
+    """Median and mean |relative error| and the coverage of each band, per kind (or ``by``)."""
+    grouped = per_target.groupby(list(by), sort=False, observed=True)
     out = pd.DataFrame({"n": grouped.size(),
                         "median_abs_rel_error": grouped["abs_rel_error"].median(),
                         "mean_abs_rel_error": grouped["abs_rel_error"].mean()})
@@ -190,7 +200,7 @@ def summarise(per_target: pd.DataFrame, levels=LEVELS) -> pd.DataFrame:
 
 def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mean",
              levels=LEVELS, size: str | None = None, frac: float = 0.2, seed: int = 0,
-             discrepancy: float = 0.0, **fit_kwargs) -> Backtest:
+             discrepancy: float = 0.0, cuts: int = 5, executor=None, **fit_kwargs) -> Backtest:
     """Hold out rows, fit the law on the rest, and score the forecasts of the held-out rows.
 
     Parameters
@@ -213,6 +223,14 @@ def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mea
           than 5 families :func:`bayescale.fit` fits ``E`` and the amplitudes per
           family unless ``pool={"E": "partial", ...}`` is passed; without partial
           pooling little is learned about the held-out family from the others.
+        - ``"rolling"``: rolling origins.  At each of ``cuts`` origins (quantiles
+          0.3 ... 0.8 of the rows' log compute) fit on the rows up to it and
+          forecast every row beyond it; ``per_target`` gains ``cut``,
+          ``frontier`` (the origin's compute) and ``distance`` (decades of
+          compute beyond it), and ``by_distance`` scores them by distance.  The
+          fits run through :func:`bayescale.fit_many` (``executor``), so on a
+          cluster too, with the same results.  Families with too few rows up to
+          an origin are left out of its fit (forecast from the population).
         - a callable ``split(df)`` returning a boolean mask (True = held out).
     kind : {"mean", "new_run"} or a sequence of both
         Which forecast to score.  The outcome of a held-out run is one new run,
@@ -229,6 +247,10 @@ def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mea
     discrepancy : float
         Widen the forecasts by the law's own error beyond the data, at this rate
         (see :func:`bayescale.calibrate`); 0 scores the plain bands.
+    cuts : int
+        Number of origins of ``"rolling"``.
+    executor : optional
+        Where the fits of ``"rolling"`` run (see :func:`bayescale.fit_many`).
     **fit_kwargs
         Passed to :func:`bayescale.fit` (``y``, ``x``, ``group``, ``run``, ``pool``,
         ``chains``, ...).
@@ -253,6 +275,8 @@ def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mea
         raise DataError(f"kind={kind!r}; choose 'mean', 'new_run' or both, e.g. kind=('mean', 'new_run').")
     levels = _levels(levels)
     xmap, group, run = _columns(df, law, fit_kwargs)
+    if isinstance(split, str) and split == "rolling":
+        return _rolling(df, law, cuts, kinds, levels, seed, discrepancy, executor, xmap, group, fit_kwargs)
     mask, what, extra = heldout_mask(df, split, xmap, group, run, size, frac)
     kwargs = {"seed": seed} | extra | fit_kwargs
     if "min_rows_per_family" in extra and "min_rows_per_family" in fit_kwargs:
@@ -264,4 +288,56 @@ def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mea
     return Backtest(per_target, summarise(per_target, levels), fitted, mask, what)
 
 
-__all__ = ["Backtest", "backtest", "heldout_mask", "score", "summarise"]
+def origins(compute: np.ndarray, cuts: int) -> np.ndarray:
+    """The ``cuts`` rolling origins: distinct compute values at quantiles 0.3 ... 0.8 of log compute."""
+    if isinstance(cuts, bool) or not isinstance(cuts, int | np.integer) or cuts < 1:
+        raise DataError(f"cuts={cuts!r}: the number of rolling origins must be a positive integer.")
+    logc = np.log10(compute)
+    return np.unique(np.quantile(logc, np.linspace(*ROLLING, cuts), method="lower"))
+
+
+def _rolling(df, law, cuts, kinds, levels, seed, discrepancy, executor, xmap, group, fit_kwargs):
+    from .batch import fit_many
+
+    compute = _compute(df, xmap)
+    if not np.all(np.isfinite(compute) & (compute > 0)):
+        bad = int(np.flatnonzero(~(np.isfinite(compute) & (compute > 0)))[0])
+        raise DataError(f"rolling backtest: row {df.index[bad]!r} has no positive compute "
+                        f"({' x '.join(xmap.values())}); fix or drop it.")
+    logc = np.log10(compute)
+    least = fit_kwargs.get("min_rows_per_family", 2)
+    frames, tests, edges = [], [], []
+    for edge in origins(compute, cuts):
+        train = logc <= edge
+        if group is not None:  # families with too few rows up to this origin: forecast, not fitted
+            rows = df.loc[train, group].value_counts()
+            train &= df[group].map(rows).fillna(0).to_numpy() >= least
+        if train.sum() < 3 or train.all():
+            continue
+        frames.append(df.loc[train])
+        tests.append(df.loc[logc > edge])
+        edges.append(edge)
+    if not frames:
+        raise DataError("rolling backtest: no origin leaves rows to fit and rows to forecast; "
+                        "the data need a spread of compute.")
+    options = {k: v for k, v in fit_kwargs.items() if k != "progress"}
+    fits = fit_many(frames, law=law, seed=seed, executor=executor, **options)
+    parts = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # extrapolating is what a backtest does
+        for k, (fitted, test, edge) in enumerate(zip(fits, tests, edges)):
+            part = score(fitted, test, kinds, levels, seed, discrepancy)
+            part.insert(1, "cut", k)
+            part.insert(2, "frontier", 10.0 ** edge)
+            part.insert(3, "distance", logc[df.index.get_indexer(part["row"])] - edge)
+            parts.append(part)
+    per_target = pd.concat(parts, ignore_index=True)
+    per_target["distance_bin"] = pd.cut(per_target["distance"], DISTANCE_BINS, right=True)
+    held = np.zeros(len(df), bool)
+    held[df.index.get_indexer(per_target["row"].unique())] = True
+    what = f"rolling ({len(edges)} origins at quantiles {ROLLING[0]}-{ROLLING[1]} of log compute)"
+    return Backtest(per_target, summarise(per_target, levels), fits[-1], held, what,
+                    summarise(per_target, levels, by=("kind", "distance_bin")).sort_index(), list(fits))
+
+
+__all__ = ["Backtest", "backtest", "heldout_mask", "origins", "score", "summarise"]

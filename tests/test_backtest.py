@@ -117,3 +117,28 @@ def test_leave_family_out_keeps_one_run():
     assert df.loc[~result.held_out & (df["family"] == "f1"), "x"].tolist() == [df["x"].min()]
     assert result.fit.settings["min_rows_per_family"] == 1
     assert ((result.aggregate["coverage_90"] >= 0) & (result.aggregate["coverage_90"] <= 1)).all()
+
+
+def test_rolling_origins_fit_up_to_each_origin_and_score_by_distance():
+    df = ladder()
+    result = run(df, "rolling", cuts=3, kind=("mean", "new_run"))
+    compute = df["params"] * df["tokens"]
+    assert len(result.fits) == 3 and result.fit is result.fits[-1]
+    pt = result.per_target
+    for k, fit in enumerate(result.fits):
+        rows = pt[(pt["cut"] == k) & (pt["kind"] == "mean")]
+        frontier = rows["frontier"].iloc[0]
+        # the fit saw exactly the rows up to its origin, and forecast exactly those beyond it
+        assert len(fit.design.y) == int((compute <= frontier * (1 + 1e-12)).sum())
+        assert sorted(rows["row"]) == sorted(df.index[compute > frontier * (1 + 1e-12)])
+        np.testing.assert_allclose(rows["distance"], np.log10(compute[rows["row"]] / frontier))
+    assert (pt["distance"] > 0).all()
+    # every scored forecast falls in one distance bin; the bins' counts add up to the whole
+    by = result.by_distance
+    assert by.loc["mean", "n"].sum() == (pt["kind"] == "mean").sum()
+    assert set(by.columns) >= {"coverage_90", "median_abs_rel_error"}
+
+
+def test_rolling_needs_a_positive_number_of_origins():
+    with pytest.raises(DataError, match="cuts=0"):
+        run(ladder(), "rolling", cuts=0)

@@ -140,3 +140,11 @@ def test_sweep_on_ray_equals_the_local_default():
     finally:
         ray.shutdown()
     pd.testing.assert_frame_equal(there.parameters, bs.sweep(df, executor="serial", **sweep).parameters)
+
+
+def test_a_rolling_backtest_on_dask_equals_the_local_one(client):
+    df = bs.datasets.simulate("power", families=1, seeds=1, seed=5)
+    opts = {"split": "rolling", "cuts": 2, **TINY}
+    here = bs.backtest(df, **opts)
+    there = bs.backtest(df, executor=client.get_executor(), **opts)
+    pd.testing.assert_frame_equal(here.per_target, there.per_target)
