@@ -27,12 +27,13 @@ lint: $(STAMP)
 # every benchmark, then RESULTS.md; needs the peers: pip install -e '.[bench]'
 BENCH_TAG ?= cpu$(shell nproc)
 bench: $(STAMP)
-	$(VENV)/bin/pip install -q -e '.[bench]'
+	$(VENV)/bin/pip install -q -e '.[bench,dask]'
 	$(VENV)/bin/python benchmarks/bench_peers.py --out benchmarks/results_peers_$(BENCH_TAG).json
 	$(VENV)/bin/python benchmarks/bench_bootstrap.py --out benchmarks/results_bootstrap_$(BENCH_TAG).json
 	$(VENV)/bin/python benchmarks/bench_scaling.py --out benchmarks/results_scaling_$(BENCH_TAG).json
 	$(VENV)/bin/python benchmarks/bench_batch.py --out benchmarks/results_batch_$(BENCH_TAG).json
 	$(VENV)/bin/python benchmarks/bench_fit.py --out benchmarks/results_fit_$(BENCH_TAG).json
+	$(VENV)/bin/python benchmarks/bench_sweep.py --out benchmarks/results_sweep_$(BENCH_TAG).json
 	$(VENV)/bin/python benchmarks/report.py
 
 clean:

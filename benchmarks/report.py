@@ -18,6 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 KEPT = "<!-- written by hand below this line; report.py keeps it -->"
+SWEEP_HEAD = "## 6. Many fits from real data"  # written after the hand-written part, and replaced
 
 
 def _versions(res: dict) -> str:
@@ -128,6 +129,38 @@ def scaling(res: dict) -> str:
     return "\n".join(lines)
 
 
+def sweep(res: dict) -> str:
+    lines = ["## 6. Many fits from real data on each executor (`bs.sweep`)", "",
+             *_head(res, "python benchmarks/bench_sweep.py"),
+             f"{res['jobs']} fits of `power` ({res['groups']['pythia_evals']} task x metric x family x "
+             f"origin groups of `pythia_evals`, {res['groups']['obs_scaling']} benchmark x origin groups "
+             f"of `obs_scaling`; {res['cuts']} rolling origins each; {res['rows']:,} rows in all), "
+             f"{res['settings']['chains']} chains x ({res['settings']['warmup']} warm-up + "
+             f"{res['settings']['draws']} draws) per fit. The loop and the serial sweep ran on a random "
+             "subset (first rows); all rows ran in one process run, one after another.", "",
+             "| executor | fits | workers | wall (s) | fits/s | fit time, median (s) | engine overhead "
+             "per fit (s) | parent time per result (ms) | status |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in res["executors"]:
+        parent = f"{r['parent_per_result_ms']:.1f}" if r.get("parent_per_result_ms") else "–"
+        status = ", ".join(f"{n} {k}" for k, n in r.get("status", {}).items()) or "–"
+        start = f" (+{r['cluster_start_s']:.1f} s cluster start)" if "cluster_start_s" in r else ""
+        lines.append(f"| {r['executor']} | {r['fits']} | {r['workers']} | {r['wall_s']:.1f}{start} | "
+                     f"{r['fits_per_s']:.3f} | {r['fit_s_median']:.2f} | {r['overhead_per_fit_s']:.2f} | "
+                     f"{parent} | {status} |")
+    basis = res["projection_basis"]
+    lines += ["", f"Dask and the local default gave identical parameter tables: "
+              f"{'yes' if res['dask_equals_local'] else '**no**'}. Engine overhead per fit: (workers x "
+              "wall - the fits' own time in their workers) / fits.", "",
+              f"**Projection, not a measurement**: {basis['seconds_per_fit']:.2f} s per fit (measured fit "
+              f"time plus engine overhead on the local default) spread over W workers, until the parent's "
+              f"{1e3 * basis['parent_seconds_per_result']:.1f} ms per result is the limit:", "",
+              "| workers | projected wall (s) | projected fits/s |", "|---|---|---|"]
+    for w, p in res["projection"].items():
+        lines.append(f"| {w} | {p['wall_s']:.1f} | {p['fits_per_s']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def _load(name: str) -> list:
     out = []
     for path in sorted(glob.glob(str(HERE / f"results_{name}_*.json"))):
@@ -171,10 +204,11 @@ def targets(found: dict) -> str:
 
 
 def write_results(path: Path = HERE / "RESULTS.md") -> str:
-    found = {name: _load(name) for name in ("peers", "bootstrap", "scaling", "batch")}
+    found = {name: _load(name) for name in ("peers", "bootstrap", "scaling", "batch", "sweep")}
     parts = ["# Benchmark results", "",
              "Written by `python benchmarks/report.py` (run by `make bench`) from the JSON results of "
-             "`bench_peers.py`, `bench_bootstrap.py`, `bench_scaling.py` and `bench_batch.py`; each "
+             "`bench_peers.py`, `bench_bootstrap.py`, `bench_scaling.py`, `bench_batch.py` and "
+             "`bench_sweep.py` (section 6, after the hand-written part); each "
              "section names its machine, versions and date. Comparisons run side by side in one "
              "process; times are medians of the repeats unless a table says otherwise.", "",
              "## Targets", "", targets(found)]
@@ -184,7 +218,9 @@ def write_results(path: Path = HERE / "RESULTS.md") -> str:
     text = "\n".join(parts)
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if KEPT in old:
-        text += "\n" + old[old.index(KEPT):]
+        kept = old[old.index(KEPT):]
+        text += "\n" + kept.split(SWEEP_HEAD)[0].rstrip() + "\n"
+    text += "".join("\n" + sweep(res) for res in found["sweep"])
     path.write_text(text, encoding="utf-8")
     return text
 
@@ -195,5 +231,6 @@ if __name__ == "__main__":
     else:
         kind, path = sys.argv[1], sys.argv[2]
         with open(path) as fh:
-            render = {"peers": peers, "bootstrap": bootstrap, "batch": batch, "scaling": scaling}[kind]
+            render = {"peers": peers, "bootstrap": bootstrap, "batch": batch, "scaling": scaling,
+                      "sweep": sweep}[kind]
             print(render(json.load(fh)))

@@ -93,6 +93,16 @@ def test_report_renders_every_section_and_target(tmp_path):
                          "loop_fit_median_s": 4.0, "loop_first_fit_s": 6.0, "speedup": 13.3,
                          "gate_passed": {"fit_many": 100, "loop": 99},
                          "mean_difference_in_mcse": {"median": 0.7, "p95": 2.0, "share_above_3": 0.003}},
+        "sweep": head | {"jobs": 532, "rows": 28391, "cuts": 14, "groups": {"pythia_evals": 420,
+                                                                            "obs_scaling": 112},
+                         "settings": {"chains": 2, "warmup": 200, "draws": 200},
+                         "executors": [{"executor": "sweep, local", "fits": 532, "workers": 2,
+                                        "wall_s": 600.0, "fits_per_s": 0.887, "fit_s_median": 1.5,
+                                        "overhead_per_fit_s": 0.4, "parent_per_result_ms": 2.5,
+                                        "status": {"ok": 500, "gate": 32}}],
+                         "dask_equals_local": True,
+                         "projection": {"8": {"wall_s": 150.0, "fits_per_s": 3.5}},
+                         "projection_basis": {"seconds_per_fit": 2.2, "parent_seconds_per_result": 0.0025}},
     }
     for name, res in results.items():
         (tmp_path / f"results_{name}_cpu2.json").write_text(json.dumps(res))
@@ -100,8 +110,12 @@ def test_report_renders_every_section_and_target(tmp_path):
     report.HERE = tmp_path
     text = report.write_results(tmp_path / "RESULTS.md")
     for heading in ("## Targets", "## 1. NUTS", "## 2. Time", "## 3. Cost", "## 4. Batched",
-                    "## kept section"):
+                    "## kept section", "## 6. Many fits"):
         assert heading in text, heading
+    # the generated section 6 follows the hand-written part, and is replaced, not repeated, on a rerun
+    assert text.index("## kept section") < text.index("## 6. Many fits")
+    assert "| sweep, local | 532 | 2 | 600.0 | 0.887 | 1.50 | 0.40 | 2.5 | 500 ok, 32 gate |" in text
+    assert report.write_results(tmp_path / "RESULTS.md").count("## 6. Many fits") == 1
     assert "old text" not in text
     # each target carries its number and an honest verdict
     assert "| 20.0 s, R-hat 1.002 | met |" in text
