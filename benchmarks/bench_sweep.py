@@ -6,8 +6,10 @@
 The jobs: the ``power`` law (error = 1 - accuracy, or perplexity, against
 training compute C = 6 N D) fitted to every task x metric x family group of
 ``pythia_evals`` (Pythia and Pythia-deduped, 8 sizes at 5 checkpoints from
-step 3,000 to the last, each model one run) and to every benchmark of ``obs_scaling`` (error against
-the models' compute, pooled over families), each at ``cuts`` rolling origins:
+step 3,000 to the last, rows treated as independent) and to every benchmark
+of ``obs_scaling`` (error against the compute of the models scored on every
+benchmark, models of equal compute averaged, families pooled), each at
+``cuts`` rolling origins:
 the rows with compute up to the cut's quantile of log C (30% ... 90%), as a
 rolling-origin backtest fits them.  Every fit: 2 chains x (200 warm-up + 200
 draws).
@@ -43,6 +45,7 @@ sweep_module = importlib.import_module("bayescale.sweep")  # bs.sweep is the fun
 SETTINGS = {"law": "power", "y": "y", "x": "C", "chains": 2, "warmup": 200, "draws": 200}
 STEPS = (3_000, 23_000, 63_000, 103_000, 143_000)  # 5 of Pythia's checkpoints: 40 rows a group
 BY = ["source", "task", "metric", "family", "cut"]
+CHUNK = 16  # groups of one shape per task: one compilation each
 
 
 def _pythia() -> pd.DataFrame:
@@ -51,18 +54,18 @@ def _pythia() -> pd.DataFrame:
           & p["step"].isin(STEPS)]
     y = np.where(p["metric"] == "ppl", p["value"], 1.0 - p["value"])
     return pd.DataFrame({"source": "pythia_evals", "task": p["task"], "metric": p["metric"],
-                         "family": p["family"], "run": p["model"], "C": 6.0 * p["params"] * p["tokens"],
-                         "y": y})
+                         "family": p["family"], "C": 6.0 * p["params"] * p["tokens"], "y": y})
 
 
 def _obs() -> pd.DataFrame:
-    o = bs.datasets.load("obs_scaling").dropna(subset=["flops"])
-    skip = {"model", "family", "params", "tokens", "flops"}
-    long = o.melt(id_vars=["model", "flops"], value_vars=[c for c in o.columns if c not in skip],
-                  var_name="task", value_name="score").dropna(subset=["score"])
+    o = bs.datasets.load("obs_scaling")
+    tasks = [c for c in o.columns if c not in {"model", "family", "params", "tokens", "flops"}]
+    o = o.dropna(subset=["flops", *tasks])  # the models with every benchmark: one design for all
+    long = o.melt(id_vars=["model", "flops"], value_vars=tasks, var_name="task", value_name="score")
+    long["y"] = (1.0 - long["score"]).clip(lower=1e-3)
+    long = long.groupby(["task", "flops"], as_index=False)["y"].mean()  # models of equal compute
     return pd.DataFrame({"source": "obs_scaling", "task": long["task"], "metric": "error",
-                         "family": "all", "run": long["model"], "C": long["flops"],
-                         "y": (1.0 - long["score"]).clip(lower=1e-3)})
+                         "family": "all", "C": long["flops"], "y": long["y"]})
 
 
 def jobs(cuts: int) -> pd.DataFrame:
@@ -95,7 +98,7 @@ def _run_sweep(df, executor, workers, name):
     times, undo = _keep_timer()
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        result = bs.sweep(df, by=BY, run="run", out=out, executor=executor, workers=workers,
+        result = bs.sweep(df, by=BY, out=out, executor=executor, workers=workers, chunk=CHUNK,
                           progress=False, **SETTINGS)
         wall = time.perf_counter() - t0
     undo()
@@ -131,7 +134,7 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     fit_s = []
     for _, g in small.groupby(BY):
-        f = bs.fit(g, run="run", progress=False, **SETTINGS)
+        f = bs.fit(g, progress=False, **SETTINGS)
         fit_s.append(f.settings["seconds"])
     wall = time.perf_counter() - t0
     rows.append({"executor": "loop of bs.fit", "fits": len(subset), "workers": 1, "wall_s": wall,

@@ -2,6 +2,7 @@
 
 import os
 import threading
+from concurrent.futures import Executor
 
 import numpy as np
 import pandas as pd
@@ -128,6 +129,14 @@ def test_a_killed_dask_worker_leaves_no_group_missing(client, tmp_path, kill_a_w
     assert list(result.groups["task"]) == list("abcdef")
     assert set(result.groups["status"]) <= {"ok", "gate", "crashed"}
     assert len(list((tmp_path / "groups").glob("*.json"))) == 6
+    # rerunning the finished sweep fits nothing
+    again = bs.sweep(df, by="task", out=tmp_path, executor=_Refuse(), chunk=1, progress=False, **TINY)
+    pd.testing.assert_frame_equal(again.groups, result.groups)
+
+
+class _Refuse(Executor):
+    def submit(self, fn, /, *args, **kwargs):
+        raise AssertionError("the sweep submitted a fit")
 
 
 def test_sweep_on_ray_equals_the_local_default():
