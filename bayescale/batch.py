@@ -110,11 +110,8 @@ min_rows_per_family, check_units, target_accept
     if not isinstance(frames, Mapping | Sequence) or not items:
         raise BayescaleError("fit_many needs a non-empty list (or dict) of DataFrames.")
     base = resolve(law)
-    options = {"y": y, "x": x, "group": group, "run": run, "se": se, "pool": pool,
-               "likelihood": likelihood, "chains": chains, "warmup": warmup, "draws": draws,
-               "parameterization": parameterization, "min_rows_per_family": min_rows_per_family,
-               "check_units": check_units, "target_accept": target_accept, "device": device,
-               "vectorize": vectorize}
+    options = fit_options(y, x, group, run, se, pool, likelihood, chains, warmup, draws, parameterization,
+                          min_rows_per_family, check_units, target_accept, device, vectorize)
     prepared, groups = _prepare(dict(enumerate(items)), base, options, names)
     if executor is None or executor == "serial":
         fits = _fit_prepared(prepared, groups, base, options, seed, names)
@@ -124,15 +121,29 @@ min_rows_per_family, check_units, target_accept
     return dict(zip(names, ordered)) if names is not None else ordered
 
 
+def fit_options(y, x, group, run, se, pool, likelihood, chains, warmup, draws, parameterization,
+                min_rows_per_family, check_units, target_accept, device=None, vectorize=None) -> dict:
+    """The options of :func:`fit_many` as one plain dict, the form tasks receive them in."""
+    return {"y": y, "x": x, "group": group, "run": run, "se": se, "pool": pool,
+            "likelihood": likelihood, "chains": chains, "warmup": warmup, "draws": draws,
+            "parameterization": parameterization, "min_rows_per_family": min_rows_per_family,
+            "check_units": check_units, "target_accept": target_accept, "device": device,
+            "vectorize": vectorize}
+
+
+def setup_with(df, base, o: dict):
+    """:func:`bayescale.fit.setup` of one data set with the options of :func:`fit_options`."""
+    return setup(df, base, o["y"], o["x"], o["group"], o["run"], o["se"], o["pool"], o["likelihood"],
+                 o["parameterization"], o["min_rows_per_family"], o["check_units"])
+
+
 def _prepare(frames: dict, base, options: dict, names=None) -> tuple[dict, dict]:
     """Validated data sets by index, and the indices grouped by model shape."""
     o = options
     prepared, groups = {}, {}
     for i, df in frames.items():
         try:
-            prepared[i] = setup(df, base, o["y"], o["x"], o["group"], o["run"], o["se"], o["pool"],
-                                o["likelihood"], o["parameterization"], o["min_rows_per_family"],
-                                o["check_units"])
+            prepared[i] = setup_with(df, base, o)
         except BayescaleError as exc:
             label = names[i] if names is not None else i
             raise type(exc)(f"data set {label!r}: {exc}") from None
@@ -173,8 +184,7 @@ def _task(law_text: str, frames: dict, options: dict, seed: int) -> list:
 
 def _fan_out(executor, frames: dict, prepared: dict, groups: dict, base, options: dict, seed: int,
              chunk: int) -> dict:
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise BayescaleError(f"fit_many: chunk must be a positive integer, got {chunk!r}.")
+    runner.check_chunk(chunk, "fit_many")
     pool, owned = runner.resolve(executor, "fit_many")
     text = base.to_toml()
     tasks = {(n, k): (text, {i: frames[i] for i in members[k:k + chunk]}, options, seed)

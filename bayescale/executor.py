@@ -224,6 +224,13 @@ def run_tasks(executor, fn, tasks: dict, on_done, on_failed, retries: int = 1, r
     return executor
 
 
+def check_chunk(chunk, who: str) -> int:
+    """``chunk`` (tasks' size) if it is a positive integer, else a clear error."""
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise BayescaleError(f"{who}: chunk must be a positive integer, got {chunk!r}.")
+    return chunk
+
+
 def restart_local(executor) -> Executor:
     """A fresh local pool in place of a broken one, of the same size."""
     workers = getattr(executor, "_max_workers", None)

@@ -670,8 +670,7 @@ def _task(law_text: str, gen_text, options: dict, replicates: list) -> SBCResult
 
 
 def _fan_out(executor, chunk: int, law_text: str, gen_text, options: dict, replicates) -> SBCResult:
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise BayescaleError(f"sbc: chunk must be a positive integer, got {chunk!r}.")
+    runner.check_chunk(chunk, "sbc")
     reps = options["reps"]
     idx = list(range(reps)) if replicates is None else [int(i) for i in replicates]
     if any(not 0 <= i < reps for i in idx):

@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 
 from . import executor as runner
-from .batch import CHUNK, _fit_prepared, _shape_key
+from .batch import CHUNK, _fit_prepared, _shape_key, fit_options, setup_with
 from .data import require_column
 from .errors import BayescaleError, DataError
-from .fit import GATE_KINDS, setup
+from .fit import GATE_KINDS
 from .law import Law, resolve
 
 STATUSES = {"ok": "fitted, diagnostics passed", "gate": "fitted, diagnostics FAILED",
@@ -143,14 +143,10 @@ min_rows_per_family, check_units, target_accept
         if len(missing):
             raise DataError(f"sweep: column '{col}' is missing in {len(missing)} row(s) (first: row "
                             f"{missing[0]!r}); fill or drop them, since they belong to no group.")
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise BayescaleError(f"sweep: chunk must be a positive integer, got {chunk!r}.")
+    runner.check_chunk(chunk, "sweep")
     base = resolve(law)
-    options = {"y": y, "x": x, "group": group, "run": run, "se": se, "pool": pool,
-               "likelihood": likelihood, "chains": chains, "warmup": warmup, "draws": draws,
-               "parameterization": parameterization, "min_rows_per_family": min_rows_per_family,
-               "check_units": check_units, "target_accept": target_accept, "device": None,
-               "vectorize": False}
+    options = fit_options(y, x, group, run, se, pool, likelihood, chains, warmup, draws, parameterization,
+                          min_rows_per_family, check_units, target_accept, vectorize=False)
     at_records = None if at is None else pd.DataFrame(at).to_dict("records")
     forecast = None if at is None else {"at": at_records, "kind": kind, "levels": list(levels)}
     settings = {"law": base.name, "law_toml": base.to_toml(), "by": by, "seed": seed,
@@ -164,8 +160,7 @@ min_rows_per_family, check_units, target_accept
         if gid in records:
             continue
         try:  # bad data fails here, alone, before any worker starts
-            law_g, _, s_g, data_g = setup(frame, base, y, x, group, run, se, pool, likelihood,
-                                          parameterization, min_rows_per_family, check_units)
+            law_g, _, s_g, data_g = setup_with(frame, base, options)
         except BayescaleError as exc:
             records[gid] = _keep(folder, gid, keys[gid], _failure("error", exc), 1, report)
             continue
@@ -357,7 +352,6 @@ def _task(law_text: str, frames: dict, gids: dict, options: dict, seed: int, for
                 pass  # a worker without the folder: the caller writes it when the task returns
 
     prepared = {}
-    o = options
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # each record carries its warnings
         for i, frame in frames.items():
@@ -366,9 +360,7 @@ def _task(law_text: str, frames: dict, gids: dict, options: dict, seed: int, for
                 records[gids[i]] = done
                 continue
             try:
-                prepared[i] = setup(frame, base, o["y"], o["x"], o["group"], o["run"], o["se"],
-                                    o["pool"], o["likelihood"], o["parameterization"],
-                                    o["min_rows_per_family"], o["check_units"])
+                prepared[i] = setup_with(frame, base, options)
             except Exception as exc:  # noqa: BLE001 - recorded with the group, the sweep goes on
                 keep(i, _failure("error", exc))
         shapes: dict = {}
