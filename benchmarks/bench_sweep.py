@@ -118,6 +118,28 @@ def _run_sweep(df, executor, workers, name):
     return row, result
 
 
+def _tasks(df: pd.DataFrame) -> int:
+    """Tasks of the sweep: groups of one model shape (here: one source at one origin) in chunks."""
+    sizes = df.groupby(BY).size().reset_index(name="rows").groupby(["source", "cut", "rows"]).size()
+    return int(sum(-(-n // CHUNK) for n in sizes))
+
+
+def project(local: dict, dask: dict, tasks: int) -> tuple[float, float, dict]:
+    """Wall time on W workers, projected (not measured) from the local run's cost per fit.
+
+    W workers share the fits' work, but no faster than one task (``chunk`` fits of one shape:
+    the unit that compiles once) nor than the parent can take in results.
+    """
+    fits = local["fits"]
+    per_fit = local["workers"] * local["wall_s"] / fits  # fit time and engine overhead per fit
+    parent = (dask["parent_per_result_ms"] or 1.0) / 1e3
+    out = {}
+    for w in (8, 64, 512):
+        wall = max(fits * per_fit / w, per_fit * fits / tasks, fits * parent)
+        out[w] = {"wall_s": wall, "fits_per_s": fits / wall, "busy_workers": min(w, tasks)}
+    return per_fit, parent, out
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cuts", type=int, default=14)
@@ -162,20 +184,15 @@ def main(argv=None) -> dict:
     rows.append(dask)
     same = local_result.parameters.equals(dask_result.parameters)
 
-    # projection (not a measurement): W workers each doing fits of the measured median cost plus the
-    # measured engine overhead, until the parent's per-result time is the limit
-    per_fit = local["fit_s_sum"] / local["fits"] + max(local["overhead_per_fit_s"], 0.0)
-    parent = (dask["parent_per_result_ms"] or 1.0) / 1e3
-    projection = {}
-    for w in (8, 64, 512):
-        wall = max(local["fits"] * per_fit / w, local["fits"] * parent)
-        projection[w] = {"wall_s": wall, "fits_per_s": local["fits"] / wall}
+    tasks = _tasks(df)
+    per_fit, parent, projection = project(local, dask, tasks)
     out = header() | {
         "jobs": int(len(keys)), "rows": int(len(df)), "cuts": args.cuts, "settings": SETTINGS,
         "groups": {"pythia_evals": int(keys["source"].eq("pythia_evals").sum()),
                    "obs_scaling": int(keys["source"].eq("obs_scaling").sum())},
         "executors": rows, "dask_equals_local": bool(same), "projection": projection,
-        "projection_basis": {"seconds_per_fit": per_fit, "parent_seconds_per_result": parent},
+        "projection_basis": {"seconds_per_fit": per_fit, "parent_seconds_per_result": parent,
+                             "tasks": tasks, "chunk": CHUNK},
     }
     return save(out, args.out)
 
