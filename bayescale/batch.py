@@ -185,7 +185,7 @@ def _task(law_text: str, frames: dict, options: dict, seed: int) -> list:
 def _fan_out(executor, frames: dict, prepared: dict, groups: dict, base, options: dict, seed: int,
              chunk: int) -> dict:
     runner.check_chunk(chunk, "fit_many")
-    pool, owned = runner.resolve(executor, "fit_many")
+    pool, owned, restart = runner.resolve(executor, "fit_many")
     text = base.to_toml()
     tasks = {(n, k): (text, {i: frames[i] for i in members[k:k + chunk]}, options, seed)
              for n, members in enumerate(groups.values()) for k in range(0, len(members), chunk)}
@@ -202,7 +202,7 @@ def _fan_out(executor, frames: dict, prepared: dict, groups: dict, base, options
 
     try:
         pool = runner.run_tasks(pool, _task, tasks, done, failed,
-                                restart=runner.restart_local if executor == "local" else None)
+                                restart=restart)
     finally:
         if owned:
             pool.shutdown()

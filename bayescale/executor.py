@@ -91,21 +91,9 @@ def dask_client(address: str | None = None, workers: int | None = None):
         raise BayescaleError("Dask is not installed: pip install 'bayescale[dask]'.") from None
     if address is not None:
         return distributed.Client(address)
-    cluster = distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                       processes=True, env=worker_env(), dashboard_address=None)
-    client = distributed.Client(cluster)
-    client.close = _closing(client.close, cluster)  # closing the client also stops its cluster
-    return client
-
-
-def _closing(close, cluster):
-    def both(*args, **kwargs):
-        try:
-            return close(*args, **kwargs)
-        finally:
-            cluster.close()
-
-    return both
+    # a Client given cluster options starts its own LocalCluster and stops it when closed
+    return distributed.Client(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                              processes=True, env=worker_env(), dashboard_address=None)
 
 
 class RayExecutor(Executor):
@@ -141,12 +129,13 @@ class InProcess(Executor):
         return future
 
 
-def resolve(executor, who: str, workers: int | None = None) -> tuple[Executor, bool]:
-    """The executor named or given, and whether the caller owns it (and must shut it down)."""
+def resolve(executor, who: str, workers: int | None = None) -> tuple[Executor, bool, object]:
+    """The executor named or given, whether the caller owns it (and must shut it down), and how to
+    replace it when it breaks (``restart`` of :func:`run_tasks`; only a pool made here)."""
     if executor is None or executor == "serial":
-        return InProcess(), True
+        return InProcess(), True, None
     if executor == "local":
-        return local_executor(workers), True
+        return local_executor(workers), True, restart_local
     if isinstance(executor, str):
         raise BayescaleError(f"{who}: executor={executor!r}; use 'serial', 'local' or a "
                              f"concurrent.futures.Executor (e.g. a Dask Client.get_executor()).")
@@ -158,7 +147,7 @@ def resolve(executor, who: str, workers: int | None = None) -> tuple[Executor, b
         raise BayescaleError(f"{who}: the executor forks its worker processes, and JAX is not "
                              "fork-safe; use bayescale.executor.local_executor() or a pool with "
                              "mp_context=multiprocessing.get_context('spawn').")
-    return executor, False
+    return executor, False, None
 
 
 def run_tasks(executor, fn, tasks: dict, on_done, on_failed, retries: int = 1, restart=None,

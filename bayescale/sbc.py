@@ -683,10 +683,10 @@ def _fan_out(executor, chunk: int, law_text: str, gen_text, options: dict, repli
                              f"{attempts} attempt(s): {type(exc).__name__}: {exc}") from exc
 
     started = time.perf_counter()
-    pool, owned = runner.resolve(executor, "sbc")
+    pool, owned, restart = runner.resolve(executor, "sbc")
     try:
         runner.run_tasks(pool, _task, tasks, lambda k, r, _: parts.__setitem__(k, r), failed,
-                         restart=runner.restart_local if executor == "local" else None)
+                         restart=restart)
     finally:
         if owned:
             pool.shutdown()

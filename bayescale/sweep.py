@@ -185,10 +185,10 @@ min_rows_per_family, check_units, target_accept
             records[gid] = _keep(folder, gid, keys[gid], rec, attempts, report)
 
     if tasks:
-        pool_, owned = runner.resolve(executor, "sweep", workers)
+        pool_, owned, restart = runner.resolve(executor, "sweep", workers)
         try:
             pool_ = runner.run_tasks(pool_, _task, tasks, done, failed, retries=retries,
-                                     restart=runner.restart_local if executor == "local" else None,
+                                     restart=restart,
                                      retry_if=lambda exc: True)
         finally:
             if owned:
