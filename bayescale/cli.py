@@ -799,7 +799,7 @@ def _add_fit_arguments(p) -> None:
     p.add_argument("--draws", type=_positive_int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "gpu", "auto"), default=None,
-                   help="where to sample (default auto: the CPU, or a GPU for 10^5 rows or more)")
+                   help="where to sample (default auto: the CPU, or a GPU for 10^6 rows or more)")
     p.add_argument("--parameterization", default="auto",
                    choices=("auto", "centred", "noncentred", "centered", "noncentered"))
     p.add_argument("--min-rows-per-family", type=_positive_int, default=2, metavar="N",

@@ -158,12 +158,14 @@ def chain_method(device: str, chains: int) -> str:
     return "parallel" if chains > 1 and len(jax.devices("cpu")) >= chains else "sequential"
 
 
-# When device=None sends work to a GPU (if JAX sees one).  Small fits stay on the CPU: on an
-# H200 a fit of hundreds of rows took 2x the CPU's wall time (benchmarks/RESULTS.md, section 5).
-# The thresholds are the regime where the GPU target is set (10^5 rows, batches of 100 fits);
-# the crossover itself has not been measured yet.
-GPU_MIN_ROWS = 100_000
-GPU_MIN_FITS = 100
+# When device=None sends work to a GPU (if JAX sees one).  Measured (benchmarks/RESULTS.md,
+# sections 5 and 5b): a fit of hundreds of rows took 2x the CPU's wall time on an H200, one of
+# 1,000 rows 7x on an H100, and 100 stacked fits ran at 1.4x a 2-core CPU, slower than a
+# many-core CPU's process pool.  So the GPU is chosen only where the CPU's cost per gradient
+# makes a fit take hours (10^6 rows: 38 ms per gradient on 2 cores) or a stack is large enough
+# to fill the device; both thresholds are beyond what has been measured on a GPU.
+GPU_MIN_ROWS = 1_000_000
+GPU_MIN_FITS = 1_000
 
 
 def gpu_available() -> bool:
@@ -181,9 +183,9 @@ def choose_device(device: str | None, rows: int, fits: int = 1, gpu: bool | None
 
     Examples
     --------
-    >>> choose_device(None, rows=500, gpu=True), choose_device(None, rows=200_000, gpu=True)
+    >>> choose_device(None, rows=200_000, gpu=True), choose_device(None, rows=2_000_000, gpu=True)
     ('cpu', 'gpu')
-    >>> choose_device(None, rows=500, fits=128, gpu=True), choose_device(None, rows=10**6, gpu=False)
+    >>> choose_device(None, rows=500, fits=1280, gpu=True), choose_device(None, rows=10**7, gpu=False)
     ('gpu', 'cpu')
     >>> choose_device("gpu", rows=10, gpu=True)
     'gpu'

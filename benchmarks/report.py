@@ -203,8 +203,9 @@ def targets(found: dict) -> str:
     for res in found.get("batch", []):
         rows.append(f"| batched fits >= 5x a loop, {res['fits']} replicates of `{res['law']}` | "
                     f"{res['speedup']:.1f}x | {_met(res['speedup'] >= 5)} |")
-    rows.append("| GPU >= 10x CPU throughput for 10^5+ points or 100+ fits | not measured in this round "
-                "(see the GPU section below) | open |")
+    rows.append("| GPU >= 10x CPU throughput for 10^5+ points or 100+ fits | H100: 100 vectorised fits "
+                "60.9 s vs 83.0 s on 2 CPU cores (1.4x); 10^5 rows not finished in 180 s (section 5b) "
+                "| not met |")
     return "\n".join(rows) + "\n"
 
 
