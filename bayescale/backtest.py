@@ -244,9 +244,13 @@ def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mea
         Share of rows held out by ``"largest-compute"``.
     seed : int
         Seed of the fit (unless given in ``fit_kwargs``) and of the forecasts.
-    discrepancy : float
+    discrepancy : float or "calibrate"
         Widen the forecasts by the law's own error beyond the data, at this rate
         (see :func:`bayescale.calibrate`); 0 scores the plain bands.
+        ``"calibrate"`` (``"rolling"`` only) measures the rate inside each
+        origin's training rows by a nested rolling backtest, as
+        ``bs.fit(..., extrapolation=True)`` does, so the score is that of the
+        calibrated forecast; ``per_target`` gains ``rate``.
     cuts : int
         Number of origins of ``"rolling"``.
     executor : optional
@@ -275,6 +279,8 @@ def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mea
         raise DataError(f"kind={kind!r}; choose 'mean', 'new_run' or both, e.g. kind=('mean', 'new_run').")
     levels = _levels(levels)
     xmap, group, run = _columns(df, law, fit_kwargs)
+    if isinstance(discrepancy, str) and (discrepancy != "calibrate" or split != "rolling"):
+        raise DataError(f"discrepancy={discrepancy!r}: a rate >= 0, or 'calibrate' with split='rolling'.")
     if isinstance(split, str) and split == "rolling":
         return _rolling(df, law, cuts, kinds, levels, seed, discrepancy, executor, xmap, group, fit_kwargs)
     mask, what, extra = heldout_mask(df, split, xmap, group, run, size, frac)
@@ -294,6 +300,16 @@ def origins(compute: np.ndarray, cuts: int) -> np.ndarray:
         raise DataError(f"cuts={cuts!r}: the number of rolling origins must be a positive integer.")
     logc = np.log10(compute)
     return np.unique(np.quantile(logc, np.linspace(*ROLLING, cuts), method="lower"))
+
+
+def nested(frame: pd.DataFrame, law, seed: int, executor, options: dict) -> float:
+    """The discrepancy rate measured inside one origin's training rows alone (0 if it cannot be)."""
+    from .calibrate import calibrate
+
+    try:
+        return calibrate(frame, law, seed=seed, executor=executor, **options).rate
+    except DataError:  # too few rows or too little spread of compute for origins of its own
+        return 0.0
 
 
 def _rolling(df, law, cuts, kinds, levels, seed, discrepancy, executor, xmap, group, fit_kwargs):
@@ -322,12 +338,15 @@ def _rolling(df, law, cuts, kinds, levels, seed, discrepancy, executor, xmap, gr
                         "the data need a spread of compute.")
     options = {k: v for k, v in fit_kwargs.items() if k != "progress"}
     fits = fit_many(frames, law=law, seed=seed, executor=executor, **options)
+    rates = [nested(frame, law, seed, executor, options) for frame in frames] \
+        if discrepancy == "calibrate" else [discrepancy] * len(frames)
     parts = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # extrapolating is what a backtest does
-        for k, (fitted, test, edge) in enumerate(zip(fits, tests, edges)):
-            part = score(fitted, test, kinds, levels, seed, discrepancy)
+        for k, (fitted, test, edge, rate) in enumerate(zip(fits, tests, edges, rates)):
+            part = score(fitted, test, kinds, levels, seed, rate)
             part.insert(1, "cut", k)
+            part["rate"] = rate
             part.insert(2, "frontier", 10.0 ** edge)
             part.insert(3, "distance", logc[df.index.get_indexer(part["row"])] - edge)
             parts.append(part)

@@ -6,19 +6,33 @@ approximation and its bias grows with the distance extrapolated (Epoch's
 Chinchilla points: 1.2% median error but 4% coverage of the 90% band at 1-2.5
 decades of compute beyond the data, ``case_studies/chinchilla_epoch``).
 
-:func:`calibrate` measures that growth on the data already in hand: it holds
-out the largest-compute part of the training data, fits the rest, and compares
-the forecast errors with the bands on the link scale.  The law's error at
+:func:`calibrate` measures that growth on the data already in hand, by a
+backtest nested inside the training data: at rolling origins it fits the runs
+up to the origin, forecasts every run beyond it, and compares the forecast
+errors with the bands on the link scale (``split="largest-compute"`` uses one
+origin instead).  The law's error at
 ``d`` decades of extrapolation is modelled as ``delta ~ Normal(0, (rate * d)^2)``
 on the link scale: linear in ``d`` because a misfit exponent makes a log-scale
-bias that grows linearly in log compute.  The method-of-moments estimate,
-pooling the held-out rows ``i`` with error ``e_i``, band variance ``s_i^2`` and
-distance ``d_i``::
+bias that grows linearly in log compute.  The rate is the maximum-likelihood
+estimate pooling the held-out rows ``i`` with error ``e_i``, band variance
+``s_i^2`` and distance ``d_i``::
 
-    rate^2 = max(0, sum(e_i^2 - s_i^2) / sum(d_i^2))
+    e_i ~ Normal(0, s_i^2 + rate^2 d_i^2)
 
-Forecasts then add ``delta`` draw by draw: ``fit.predict(new,
-discrepancy=rate)`` (also in :func:`bayescale.backtest`).  This is a check
+so a forecast from few runs, whose band is already wide, says little about the
+rate, and one from many runs, whose band is narrow, says much.  (A
+method-of-moments estimate, ``sum(e_i^2 - s_i^2) / sum(d_i^2)``, is dominated by
+the earliest origins' wide bands and gave 0.014 per decade on a law without
+misfit, where this gives about 0.)  Rows of one origin share their errors, so
+the estimate is not more certain than its number of origins allows.
+
+Forecasts then add ``delta`` draw by draw: ``bs.fit(...,
+extrapolation=True)`` measures the rate and keeps it with the fit, so that
+``fit.predict`` widens its bands by default (``extrapolation=False`` gives the
+law-only band); ``fit.predict(new, discrepancy=cal)`` applies a rate measured
+separately (also in :func:`bayescale.backtest`).  Beyond ``reach``, the
+farthest distance the backtests held out, the rate is extrapolated too, and a
+forecast there says so.  This is a check
 against the future run from the past, in the spirit of leave-future-out
 validation (Bürkner, Gabry & Vehtari 2020, arXiv:1902.06281); the rate it finds
 assumes the law errs beyond the full data as it erred beyond the part held in.
@@ -39,6 +53,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize_scalar
 
 from .errors import DataError
 from .predict import distance, predict
@@ -52,23 +67,33 @@ class Calibration:
     ----------
     rate : float
         Link-scale sd of the law's error per decade of extrapolation.
+    reach : float
+        The farthest extrapolation (decades) among the held-out rows: the
+        distance up to which the rate was measured rather than assumed.
     rows : DataFrame
-        Per held-out row: ``decades``, ``error`` and ``band_sd`` on the link scale.
+        Per held-out row and origin: ``decades``, ``error`` and ``band_sd`` on the
+        link scale, and ``origin`` (0 for a single split).
     fit : Fit
-        The fit on the rows held in.
+        The fit on the rows held in (the last origin's, for ``"rolling"``).
     """
 
     rate: float
     rows: pd.DataFrame = field(repr=False)
     fit: object = field(repr=False)
+    reach: float = 0.0
 
     def __repr__(self) -> str:
         return (f"<Calibration rate={self.rate:.4g} per decade from {len(self.rows)} held-out rows "
-                f"at {self.rows['decades'].min():.2f}-{self.rows['decades'].max():.2f} decades>")
+                f"at {self.rows['decades'].min():.2f}-{self.reach:.2f} decades>")
+
+    def record(self) -> dict:
+        """What a fit keeps of the calibration (plain numbers, saved with the fit)."""
+        return {"rate": self.rate, "reach": self.reach, "rows": int(len(self.rows)),
+                "origins": int(self.rows["origin"].nunique())}
 
 
-def discrepancy_rate(fit, rows: pd.DataFrame, kind: str = "new_run", seed: int = 0) -> Calibration:
-    """Estimate the rate from ``fit``'s forecasts of ``rows`` (which lie beyond its data)."""
+def errors(fit, rows: pd.DataFrame, kind: str = "new_run", seed: int = 0) -> pd.DataFrame:
+    """Link-scale error, band sd and extrapolation distance of ``fit``'s forecasts of ``rows``."""
     cols = fit.design.columns
     y = pd.to_numeric(rows[cols["y"]], errors="coerce").to_numpy(dtype=float)
     link = fit.design.outcome
@@ -77,30 +102,56 @@ def discrepancy_rate(fit, rows: pd.DataFrame, kind: str = "new_run", seed: int =
         table, draws = predict(fit.idata.posterior, fit.structure, fit.design,
                                rows.reset_index(drop=True), kind, (0.9,), seed, samples=True)
     extra = {c: table[c].to_numpy() for c in table.columns if c.startswith("extrap_")}
-    d = np.asarray(distance(extra), dtype=float)
+    d = np.broadcast_to(np.asarray(distance(extra), dtype=float), y.shape)
     t = link.forward(draws)
-    error = link.forward(y) - t.mean(0)
-    band = t.std(0)
-    beyond = d > 0
-    if not beyond.any():
+    return pd.DataFrame({"decades": d, "error": link.forward(y) - t.mean(0), "band_sd": t.std(0)})
+
+
+def estimate(rows: pd.DataFrame, fit) -> Calibration:
+    """Maximum-likelihood rate from the rows beyond the data (see the module docstring)."""
+    beyond = rows[rows["decades"] > 0]
+    if beyond.empty:
         raise DataError("none of the held-out rows lies beyond the fitted data; hold out the "
                         "largest-compute rows to measure extrapolation error.")
-    rate2 = np.sum(error[beyond] ** 2 - band[beyond] ** 2) / np.sum(d[beyond] ** 2)
-    out = pd.DataFrame({"decades": d, "error": error, "band_sd": band})
-    return Calibration(float(np.sqrt(max(rate2, 0.0))), out, fit)
+    e, s, d = (beyond[c].to_numpy(dtype=float) for c in ("error", "band_sd", "decades"))
+
+    def nll(rate):
+        v = s**2 + (rate * d) ** 2
+        return 0.5 * np.sum(np.log(v) + e**2 / v)
+
+    # a log grid brackets the optimum (or shows it at 0), a bounded search refines it
+    grid = np.concatenate([[0.0], np.geomspace(1e-5, max(2 * np.max(np.abs(e) / d), 2e-5), 60)])
+    k = int(np.argmin([nll(r) for r in grid]))
+    rate = grid[k]
+    if k > 0:
+        hi = grid[min(k + 1, len(grid) - 1)]
+        rate = minimize_scalar(nll, bounds=(grid[k - 1], hi), method="bounded").x
+    return Calibration(float(rate), rows, fit, float(d.max()))
 
 
-def calibrate(df: pd.DataFrame, law="chinchilla", split="largest-compute", frac: float = 0.2,
-              kind: str = "new_run", seed: int = 0, **fit_kwargs) -> Calibration:
-    """Measure how fast the law's error grows beyond the data, by holding out its largest runs.
+def discrepancy_rate(fit, rows: pd.DataFrame, kind: str = "new_run", seed: int = 0) -> Calibration:
+    """Estimate the rate from ``fit``'s forecasts of ``rows`` (which lie beyond its data)."""
+    return estimate(errors(fit, rows, kind, seed).assign(origin=0), fit)
+
+
+def calibrate(df: pd.DataFrame, law="chinchilla", split="rolling", cuts: int = 3, frac: float = 0.2,
+              kind: str = "new_run", seed: int = 0, executor=None, **fit_kwargs) -> Calibration:
+    """Measure how fast the law's error grows beyond the data, by forecasting its own largest runs.
 
     Parameters
     ----------
     df : DataFrame
         The training data (never the targets to be forecast).
-    law, split, frac, seed, **fit_kwargs
-        As for :func:`bayescale.backtest`; the default holds out the 20% of rows
-        with the largest compute.
+    law, seed, **fit_kwargs
+        As for :func:`bayescale.fit`.
+    split : {"rolling", "largest-compute"}
+        ``"rolling"`` (the default): ``cuts`` rolling origins inside the data
+        (:func:`bayescale.backtest`), each fitted on the rows up to it and
+        forecasting every row beyond, all pooled into one rate; the fits run
+        through ``executor``.  ``"largest-compute"``: one split holding out the
+        share ``frac`` of rows with the largest compute.
+    cuts, frac, executor
+        As for :func:`bayescale.backtest`.
     kind : {"new_run", "mean"}
         Band the excess error is measured against; ``"new_run"`` (the default)
         counts observation and run noise as explained, not as law error.
@@ -108,12 +159,22 @@ def calibrate(df: pd.DataFrame, law="chinchilla", split="largest-compute", frac:
     Returns
     -------
     Calibration
-        ``rate`` to pass as ``discrepancy=`` to :meth:`~bayescale.fit.Fit.predict`.
+        ``rate`` to pass as ``discrepancy=`` to :meth:`~bayescale.fit.Fit.predict`
+        (or the whole result, which also warns beyond ``reach``), or as
+        ``extrapolation=`` to :func:`bayescale.fit`.
     """
     from .backtest import backtest
 
-    bt = backtest(df, law=law, split=split, kind=kind, frac=frac, seed=seed, **fit_kwargs)
-    return discrepancy_rate(bt.fit, df.loc[bt.held_out], kind, seed)
+    if split != "rolling":
+        bt = backtest(df, law=law, split=split, kind=kind, frac=frac, seed=seed, **fit_kwargs)
+        return discrepancy_rate(bt.fit, df.loc[bt.held_out], kind, seed)
+    bt = backtest(df, law=law, split="rolling", kind=kind, cuts=cuts, seed=seed, executor=executor,
+                  **fit_kwargs)
+    parts = []
+    for origin, fitted in enumerate(bt.fits):
+        rows = bt.per_target.loc[bt.per_target["cut"] == origin, "row"].unique()
+        parts.append(errors(fitted, df.loc[rows], kind, seed).assign(origin=origin))
+    return estimate(pd.concat(parts, ignore_index=True), bt.fit)
 
 
-__all__ = ["Calibration", "calibrate", "discrepancy_rate"]
+__all__ = ["Calibration", "calibrate", "discrepancy_rate", "errors", "estimate"]

@@ -16,7 +16,7 @@ import pandas as pd
 from . import diagnostics, inference, io
 from .compare import contrast, contrast_prediction, rank_families
 from .data import Design, prepare
-from .errors import DesignWarning, FitWarning
+from .errors import DataError, DesignWarning, FitWarning
 from .law import Law, resolve
 from .model import RUN, Structure, build, choose_centring, dims, model_data, partial_names, structure
 from .predict import predict
@@ -89,7 +89,7 @@ class Fit:
         return names
 
     def predict(self, new, kind: str = "mean", levels=(0.5, 0.9), seed: int = 0,
-                discrepancy: float = 0.0) -> pd.DataFrame:
+                discrepancy=None, extrapolation: bool = True) -> pd.DataFrame:
         """Posterior forecasts at the rows of ``new``.
 
         Parameters
@@ -103,20 +103,32 @@ class Fit:
             where one new training run lands (adds a run effect and observation noise).
         levels : sequence of float
             Central credible levels; each gives columns ``lo<pct>`` and ``hi<pct>``.
-        discrepancy : float
+        discrepancy : float or Calibration, optional
             Rate at which the law's own error grows beyond the data (link-scale sd
-            per decade of extrapolation), e.g. from :func:`bayescale.calibrate`;
-            0 trusts the law's form exactly, as a plain fit does.
+            per decade of extrapolation), or a :func:`bayescale.calibrate` result;
+            overrides the fit's own calibration.  0 trusts the law's form exactly.
+        extrapolation : bool
+            Widen the band beyond the data by the fit's own calibration (from
+            ``bs.fit(..., extrapolation=True)``), the default; ``False`` gives the
+            law-only band.  A fit without a calibration gives the law-only band.
 
         Returns
         -------
         DataFrame
             The inputs, ``family``, ``mean``, ``median``, ``lo50``/``hi50``, ...,
-            and ``extrap_<input>`` (decades outside the family's observed range; also
-            ``extrap_C`` for N*D).
+            ``distance`` (decades of compute beyond the family's data, or of the
+            farthest input when compute is unknown) and ``extrap_<input>`` (decades
+            outside the family's observed range; also ``extrap_C`` for N*D).
+            A forecast beyond the calibration's ``reach`` warns
+            (:class:`~bayescale.errors.ExtrapolationWarning`).
         """
+        own = self.settings.get("extrapolation") if extrapolation else None
+        if discrepancy is None:
+            rate, reach = (own["rate"], own["reach"]) if own else (0.0, None)
+        else:
+            rate, reach = getattr(discrepancy, "rate", discrepancy), getattr(discrepancy, "reach", None)
         return predict(self.idata.posterior, self.structure, self.design, new, kind, levels, seed,
-                       discrepancy=discrepancy)
+                       discrepancy=rate, reach=reach)
 
     def contrast(self, param: str, a: str, b: str, level: float = 0.9):
         """Posterior of ``param`` in family ``a`` minus (and over) family ``b``; see
@@ -208,7 +220,7 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
         pool=None, likelihood: str = "normal", chains: int = 4, warmup: int = 1000,
         draws: int = 1000, seed: int = 0, device=None, parameterization: str = "auto",
         progress=None, min_rows_per_family: int = 2, check_units: bool = True,
-        target_accept: float | None = None) -> Fit:
+        target_accept: float | None = None, extrapolation=False) -> Fit:
     """Fit a hierarchical scaling law by NUTS and gate it on its diagnostics.
 
     Parameters
@@ -256,6 +268,13 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
         otherwise cost an occasional divergent transition (1 in 4000 draws on the
         demo ladder at 0.95, none at 0.99 over three seeds, for about 1.6x the
         leapfrog steps), and 0.95 otherwise.
+    extrapolation : bool or Calibration
+        ``True`` also measures how fast the law's own error grows beyond the data
+        (:func:`bayescale.calibrate`: 3 rolling origins inside these data, each
+        one more fit with these settings) and keeps the rate with the fit, so that
+        :meth:`Fit.predict` widens its bands with extrapolation distance; a
+        :class:`~bayescale.calibrate.Calibration` is kept as given.  ``False``
+        (the default for now) gives law-only bands.
 
     Returns
     -------
@@ -268,7 +287,10 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     >>> f = bs.fit(df, law="power", y="loss", x="x", chains=1, warmup=200, draws=200)  # doctest: +SKIP
     >>> f.predict({"x": [1e12]})[["median", "lo90", "hi90"]]  # doctest: +SKIP
     """
-    started = time.perf_counter()
+    if not isinstance(extrapolation, bool) and not hasattr(extrapolation, "record"):
+        raise DataError(f"extrapolation={extrapolation!r}: pass True, False or a result of "
+                        f"bayescale.calibrate.")
+    started, requested = time.perf_counter(), law
     law, design, s, data = setup(df, law, y, x, group, run, se, pool, likelihood, parameterization,
                                  min_rows_per_family, check_units)
     # the all-non-centred mode holds both forms of every effect, so it starts either
@@ -286,6 +308,16 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
                 "centring": centring}
     result = finish(law, design, s, mcmc, settings, started)
     inference.release_programs()
+    if extrapolation is True:
+        from .calibrate import calibrate
+
+        extrapolation = calibrate(df, requested, y=y, x=x, group=group, run=run, se=se, pool=pool,
+                                  likelihood=likelihood, chains=chains, warmup=warmup, draws=draws,
+                                  seed=seed, parameterization=parameterization,
+                                  min_rows_per_family=min_rows_per_family, check_units=check_units,
+                                  target_accept=target_accept, device=device)
+    if extrapolation is not False:
+        result.settings["extrapolation"] = extrapolation.record()
     return result
 
 

@@ -70,7 +70,7 @@ def extrapolation(design: Design, inputs: dict, family: str) -> dict:
 
 
 def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0.5, 0.9),
-            seed: int = 0, samples: bool = False, discrepancy: float = 0.0):
+            seed: int = 0, samples: bool = False, discrepancy: float = 0.0, reach: float | None = None):
     """Forecast the outcome at the rows of ``new``; see :meth:`bayescale.fit.Fit.predict`."""
     if kind not in KINDS:
         raise DataError(f"kind={kind!r}; choose 'mean' (the law) or 'new_run' (one new run).")
@@ -111,13 +111,20 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
     for level in levels:
         lo, hi = np.quantile(result, [(1 - level) / 2, (1 + level) / 2], axis=0)
         out[f"lo{_pct(level)}"], out[f"hi{_pct(level)}"] = lo, hi
+    out["distance"] = np.broadcast_to(np.asarray(distance(extra), dtype=float), len(out))
     for key, value in extra.items():
         out[key] = value
     far = out[list(extra)].max(axis=1) > FAR_DECADES
-    if far.any():
+    if far.any() and reach is None:  # with a calibration, its reach is the limit that counts
         warnings.warn(ExtrapolationWarning(
             f"{int(far.sum())} forecast(s) lie more than {FAR_DECADES:g} decades outside the data "
             f"(see the extrap_* columns); the band assumes the law holds that far."), stacklevel=3)
+    beyond = out["distance"] > (np.inf if reach is None else reach)
+    if beyond.any():
+        warnings.warn(ExtrapolationWarning(
+            f"{int(beyond.sum())} forecast(s) lie beyond {reach:.2f} decades, the farthest that the "
+            f"data's own backtests reached (column distance, up to {out['distance'].max():.2f}); "
+            f"there the widening of the band is extrapolated too."), stacklevel=3)
     return (out, result) if samples else out
 
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.calibrate import discrepancy_rate
-from bayescale.errors import DataError
+from bayescale.calibrate import discrepancy_rate, errors
+from bayescale.errors import DataError, ExtrapolationWarning
 from bayescale.outcome import Outcome
 from bayescale.predict import widen
 
@@ -44,26 +44,67 @@ def bent():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cal = bs.calibrate(train, "power", **KW)
-        fit = bs.fit(train, "power", **KW)
+        fit = bs.fit(train, "power", extrapolation=cal, **KW)
     return cal, fit, test
 
 
 def test_misfit_law_gets_a_positive_rate_that_restores_coverage(bent):
     cal, fit, test = bent
     assert cal.rate > 0.005, cal
-    assert (cal.rows["decades"] > 0).all()
-    plain, widened = _coverage(fit, test, 0.0), _coverage(fit, test, cal.rate)
-    assert plain < 0.5  # the plain band misses the bent upper decade ...
-    assert widened >= 0.75, (plain, widened)  # ... the widened one covers most (6 rows; nominal 0.9)
+    assert (cal.rows["decades"] > 0).all() and set(cal.rows["origin"]) == {0, 1, 2}
+    assert cal.reach == pytest.approx(cal.rows["decades"].max())
+    assert _coverage(fit, test, 0.0) < 0.5  # the plain band misses the bent upper decade
+    # The 8 held-out rows share one systematic error, so their coverage is all or nothing
+    # around one z-score: check that z.  Plain, the error is many band sds out; widened by
+    # the rate measured inside the training data, it lies inside the central 95% band.
+    e = errors(fit, test)
+    plain = np.abs(e["error"]) / e["band_sd"]
+    widened = np.abs(e["error"]) / np.sqrt(e["band_sd"] ** 2 + (cal.rate * e["decades"]) ** 2)
+    assert plain.min() > 2.0, plain.to_numpy()
+    assert widened.max() < 1.96, widened.to_numpy()
 
 
-def test_well_specified_law_gets_a_small_rate():
+def test_well_specified_law_gets_a_small_rate_kept_with_the_fit():
     df = _ladder(bend=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cal = bs.calibrate(df, "power", **KW)
-    # the band already explains the held-out errors: the excess is of the order of the noise
-    assert cal.rate < 0.005, cal
+        fit = bs.fit(df, "power", extrapolation=True, **KW)
+    kept = fit.settings["extrapolation"]
+    # the bands already explain the held-out errors: the excess is of the order of the noise
+    assert kept["rate"] < 0.005, kept
+    assert kept["origins"] == 3 and kept["reach"] > 2.0, kept
+
+
+def test_fit_predicts_with_its_calibration_unless_told_not_to(bent, tmp_path):
+    cal, fit, test = bent
+    assert fit.settings["extrapolation"] == cal.record()
+    far = test.iloc[[-1]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        default = fit.predict(far, kind="new_run", levels=(0.9,))
+        law_only = fit.predict(far, kind="new_run", levels=(0.9,), extrapolation=False)
+        explicit = fit.predict(far, kind="new_run", levels=(0.9,), discrepancy=cal.rate)
+    width = lambda p: float(p["hi90"].iloc[0] - p["lo90"].iloc[0])  # noqa: E731
+    assert width(default) == width(explicit) > 2 * width(law_only)
+    assert default["distance"].iloc[0] == pytest.approx(1.0)  # 1e10 is one decade beyond 1e9
+    fit.save(tmp_path / "fit")
+    again = bs.Fit.load(tmp_path / "fit")
+    assert again.settings["extrapolation"] == cal.record()
+
+
+def test_forecast_beyond_the_backtests_reach_warns(bent):
+    cal, fit, _ = bent
+    inside = 10 ** (9 + 0.5 * cal.reach)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        fit.predict({"x": [inside]})
+    with pytest.warns(ExtrapolationWarning, match="farthest that the data's own backtests reached"):
+        fit.predict({"x": [10 ** (9 + cal.reach + 0.5)]})
+
+
+def test_extrapolation_argument_is_checked():
+    with pytest.raises(DataError, match="extrapolation="):
+        bs.fit(_ladder(bend=False), "power", extrapolation="yes", **KW)
 
 
 def test_widen_is_identity_at_rate_zero_and_grows_with_distance():
