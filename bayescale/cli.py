@@ -389,7 +389,7 @@ def cmd_fit(args) -> int:
         f"({args.chains} chain(s) x {args.draws} draws after {args.warmup} warmup) ...")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BayescaleWarning)  # reported below, once
-        result = run_fit(df, seed=args.seed, **kwargs)
+        result = run_fit(df, seed=args.seed, extrapolation=args.extrapolation, **kwargs)
     try:
         where = result.save(args.out)
     except OSError as exc:
@@ -477,7 +477,8 @@ def _forecast(fit, args, levels, out) -> tuple[pd.DataFrame, list[str]]:
         new[group] = args.family
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExtrapolationWarning)
-        pred = fit.predict(new, kind=args.kind, levels=levels, seed=args.seed)
+        pred = fit.predict(new, kind=args.kind, levels=levels, seed=args.seed,
+                           extrapolation=not getattr(args, "law_only", False))
     found = []
     for w in caught:
         if issubclass(w.category, ExtrapolationWarning):
@@ -778,6 +779,9 @@ def _add_forecast_arguments(p) -> None:
                    help="mean: the law's curve; new_run: where one new run lands")
     p.add_argument("--levels", default="0.5,0.9", help="central credible levels (default 0.5,0.9)")
     p.add_argument("--seed", type=int, default=0, help="seed of the forecast draws")
+    p.add_argument("--law-only", action="store_true",
+                   help="the law-only band, without the widening beyond the data that a fit made "
+                        "with --extrapolation keeps")
 
 
 def _add_fit_arguments(p) -> None:
@@ -852,6 +856,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", parents=[common], help="fit a law to a CSV or Parquet file",
                        description="Fit a hierarchical scaling law by NUTS, save it and print its summary.")
     _add_fit_arguments(p)
+    p.add_argument("--extrapolation", action="store_true",
+                   help="also measure how fast the law's error grows beyond the data (a rolling "
+                        "backtest inside the data, 3 more fits) and keep it, so that forecasts "
+                        "widen with extrapolation distance")
     p.add_argument("--out", required=True, metavar="FITDIR", help="directory to save the fit in")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_fit)

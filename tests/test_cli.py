@@ -235,6 +235,23 @@ def test_predict_json_bands_are_finite_and_ordered(fitted, tmp_path):
     assert csv.read_text().startswith("x,family,mean,median")
 
 
+def test_fit_with_extrapolation_keeps_a_rate_and_predict_can_drop_it(power_csv, tmp_path):
+    out = tmp_path / "fit-x"
+    code, stdout, err = run(fit_args(power_csv, out, "--extrapolation", "--json"))
+    assert code in (0, 1), err  # tiny chains: the gate may fail, the fit is written either way
+    kept = json.loads(stdout)["settings"]["extrapolation"]
+    assert kept["rate"] >= 0 and kept["origins"] >= 1 and kept["reach"] > 0, kept
+    top = float(read_data(power_csv)["x"].max())
+    far = ["predict", out, "--at", f"x={100 * top:.6g}", "--json", "--levels", "0.9"]
+    _, default, _ = run(far)
+    _, law_only, _ = run([*far, "--law-only"])
+    (d,), (lo,) = json.loads(default), json.loads(law_only)
+    assert d["distance"] == pytest.approx(2.0, abs=1e-5) == lo["distance"]  # two decades beyond
+    width = lambda r: r["hi90"] - r["lo90"]  # noqa: E731
+    # the widened band holds the law-only one's spread plus rate x distance on the log scale
+    assert width(d) >= width(lo) if kept["rate"] == 0 else width(d) > width(lo)
+
+
 def test_predict_new_run_and_levels(fitted):
     _, out, _, _ = fitted
     code, stdout, _ = run(["predict", out, "--at", "x=1e10", "--kind", "new_run", "--levels", "0.8",

@@ -189,7 +189,7 @@ def main(argv=None) -> int:
     train = df[df["flops"] <= SPLIT_FLOPS]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cal = bs.calibrate(train, frac=0.2, **fit_kw)
+        cal = bs.calibrate(train, split="largest-compute", frac=0.2, **fit_kw)
         wide = score(bt.fit, df[np.asarray(bt.held_out)], ("mean", "new_run"), discrepancy=cal.rate)
     wide_agg = summarise(wide)
     t_cal = time.perf_counter() - t
@@ -312,7 +312,7 @@ parameter uncertainty and run noise: the law's form is not exact at scale.
 
 ### 3b. The same forecasts with the law's error rate measured on the training part
 
-`bs.calibrate(train, frac=0.2)` holds out the top 20% of the training runs by compute
+`bs.calibrate(train, split="largest-compute", frac=0.2)` holds out the top 20% of the training runs by compute
 (C ≤ 1e21 only; the targets are never seen), fits the rest and measures how fast the law's
 error grows beyond the data: {cal.rate:.4f} (log-loss sd per decade of compute, from
 {len(cal.rows)} rows at up to {cal.rows['decades'].max():.2f} decades). The outer forecasts
