@@ -49,7 +49,8 @@ def test_fixture_data(fitted):
 def test_output_columns(fitted):
     fit, _ = fitted
     out = fit.predict(pd.DataFrame({"x": [1e8, 1e9], "family": ["f0", "f1"]}))
-    assert list(out.columns) == ["x", "family", "mean", "median", "lo50", "hi50", "lo90", "hi90", "extrap_x"]
+    assert list(out.columns) == ["x", "family", "mean", "median", "lo50", "hi50", "lo90", "hi90", "distance",
+                                 "extrap_x"]
     assert list(out["family"]) == ["f0", "f1"]
     assert len(out) == 2
 
