@@ -507,8 +507,8 @@ def cmd_predict(args) -> int:
     if args.json:
         _dump(pred)
     else:
-        formatters = {c: _num for c in pred.columns
-                      if c in ("mean", "median", "distance") or c[:2] in ("lo", "hi") or c.startswith("extrap_")}
+        formatters = {c: _num for c in pred.columns if c in ("mean", "median", "distance")
+                      or c[:2] in ("lo", "hi") or c.startswith("extrap_")}
         formatters |= {c: "{:.4g}".format for c in xmap.values()}
         out(f"Forecasts of law {fit.law.name} ({'one new run' if args.kind == 'new_run' else 'the law'}"
             f", {', '.join(f'{100 * v:g}%' for v in levels)} bands):",
