@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_batch.py --out benchmarks/results_batch_$(BENCH_TAG).json
 	$(VENV)/bin/python benchmarks/bench_fit.py --out benchmarks/results_fit_$(BENCH_TAG).json
 	$(VENV)/bin/python benchmarks/bench_sweep.py --out benchmarks/results_sweep_$(BENCH_TAG).json
+	$(VENV)/bin/python benchmarks/bench_extrapolation.py --out benchmarks/results_extrapolation_$(BENCH_TAG).json
 	$(VENV)/bin/python benchmarks/report.py
 
 clean:

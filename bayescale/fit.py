@@ -216,6 +216,9 @@ def _pool_few_families(law: Law, n_families: int, chosen: set) -> tuple[Law, lis
     return law.with_pooling(dict.fromkeys(demote, "none")), [note]
 
 
+CALIBRATION_CHAINS = (2, 500)  # chains and warm-up/draws (at most) of the nested calibration fits
+
+
 def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=None,
         pool=None, likelihood: str = "normal", chains: int = 4, warmup: int = 1000,
         draws: int = 1000, seed: int = 0, device=None, parameterization: str = "auto",
@@ -271,7 +274,8 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     extrapolation : bool or Calibration
         ``True`` also measures how fast the law's own error grows beyond the data
         (:func:`bayescale.calibrate`: 3 rolling origins inside these data, each
-        one more fit with these settings) and keeps the rate with the fit, so that
+        one more fit with these settings but at most 2 chains x (500 + 500)
+        draws) and keeps the rate with the fit, so that
         :meth:`Fit.predict` widens its bands with extrapolation distance; a
         :class:`~bayescale.calibrate.Calibration` is kept as given.  ``False``
         (the default for now) gives law-only bands.
@@ -311,9 +315,12 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     if extrapolation is True:
         from .calibrate import calibrate
 
+        # the nested fits only need the bands' width: shorter chains keep the cost near 2 fits
+        short = {"chains": min(chains, CALIBRATION_CHAINS[0]), "warmup": min(warmup, CALIBRATION_CHAINS[1]),
+                 "draws": min(draws, CALIBRATION_CHAINS[1])}
         extrapolation = calibrate(df, requested, y=y, x=x, group=group, run=run, se=se, pool=pool,
-                                  likelihood=likelihood, chains=chains, warmup=warmup, draws=draws,
-                                  seed=seed, parameterization=parameterization,
+                                  likelihood=likelihood, **short, seed=seed,
+                                  parameterization=parameterization,
                                   min_rows_per_family=min_rows_per_family, check_units=check_units,
                                   target_accept=target_accept, device=device)
     if extrapolation is not False:
