@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.backtest import backtest, heldout_mask
+from bayescale.backtest import backtest, heldout_mask, score
 from bayescale.errors import DataError
 
 X = {"N": "params", "D": "tokens"}
@@ -142,3 +142,28 @@ def test_rolling_origins_fit_up_to_each_origin_and_score_by_distance():
 def test_rolling_needs_a_positive_number_of_origins():
     with pytest.raises(DataError, match="cuts=0"):
         run(ladder(), "rolling", cuts=0)
+
+
+def test_rolling_with_nested_calibration_widens_each_origin_by_its_own_rate():
+    df = ladder()
+    result = run(df, "rolling", cuts=2, kind="new_run", discrepancy="calibrate")
+    pt = result.per_target
+    assert (pt.groupby("cut")["rate"].nunique() == 1).all() and (pt["rate"] >= 0).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = pd.concat([score(fit, df.loc[pt.loc[pt["cut"] == k, "row"]], ("new_run",))
+                          for k, fit in enumerate(result.fits)], ignore_index=True)
+    # the same fits scored plain: a band widened by a rate >= 0 is never narrower (up to the
+    # widening's own Monte Carlo noise), and clearly wider far out where the rate is positive
+    widths = (pt["hi90"] - pt["lo90"]) / (base["hi90"] - base["lo90"])
+    assert (widths > 0.95).all(), widths.min()
+    for cut, rate in pt.groupby("cut")["rate"].first().items():
+        far = pt["cut"] == cut
+        if rate > 0:
+            assert widths[far & (pt["distance"] > 0.5)].min() > 1.0
+
+
+@pytest.mark.parametrize("discrepancy, split", [("calibrated", "rolling"), ("calibrate", "largest-size")])
+def test_nested_calibration_is_only_for_rolling_origins(discrepancy, split):
+    with pytest.raises(DataError, match="'calibrate' with split='rolling'"):
+        run(ladder(), split, discrepancy=discrepancy)
