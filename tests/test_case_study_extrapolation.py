@@ -1,0 +1,34 @@
+"""The extrapolation case study runs end to end in quick mode on the OLMo ladder."""
+
+from __future__ import annotations
+
+import pytest
+
+import bayescale as bs
+
+
+def _row(text: str, start: str) -> list[str]:
+    (line,) = [line for line in text.splitlines() if line.startswith(start)]
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_extrapolation_quick_on_the_olmo_ladder(tmp_path, case_study):
+    try:
+        bs.datasets.load("olmo_ladder")
+    except bs.DataError as err:
+        pytest.skip(f"olmo_ladder data set unavailable: {err}")
+    module = case_study("extrapolation")
+    assert module.main(["--quick", "--datasets", "olmo_ladder", "--cuts", "3", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+    for png in ("coverage.png", "error.png"):
+        assert (tmp_path / png).stat().st_size > 1000
+    # per data set, all distances: dataset | method | n | median | signed | score | cov50..cov95
+    plain = _row(text, "| olmo_ladder | plain |")
+    calibrated = _row(text, "| olmo_ladder | calibrated |")
+    assert plain[2] == calibrated[2] and int(plain[2]) > 10  # the same forecasts, scored twice
+    # the calibrated bands are the plain ones widened where an origin measured a positive rate,
+    # so no band covers fewer targets (up to the widening's Monte Carlo noise: one target)
+    n = int(plain[2])
+    for k in range(6, 10):
+        assert float(calibrated[k]) >= float(plain[k]) - 100 / n, (plain, calibrated)
+    assert "## The rate each origin measured inside its own training rows" in text
