@@ -8,7 +8,8 @@ import bayescale as bs
 
 
 def _row(text: str, start: str) -> list[str]:
-    (line,) = [line for line in text.splitlines() if line.startswith(start)]
+    """The first table row that starts with ``start`` (the all-distances table comes first)."""
+    line = next(line for line in text.splitlines() if line.startswith(start))
     return [cell.strip() for cell in line.strip("|").split("|")]
 
 
