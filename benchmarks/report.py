@@ -203,6 +203,11 @@ def targets(found: dict) -> str:
     for res in found.get("batch", []):
         rows.append(f"| batched fits >= 5x a loop, {res['fits']} replicates of `{res['law']}` | "
                     f"{res['speedup']:.1f}x | {_met(res['speedup'] >= 5)} |")
+    for res in found.get("extrapolation", []):
+        med = res["median_s"]
+        rows.append(f"| fit with calibrated extrapolation <= 3x a plain fit on loss_to_loss | "
+                    f"{res['ratio']:.1f}x ({med['calibrated']:.0f} s vs {med['plain']:.0f} s) | "
+                    f"{_met(res['ratio'] <= 3)} |")
     rows.append("| GPU >= 10x CPU throughput for 10^5+ points or 100+ fits | H100: 100 vectorised fits "
                 "60.9 s vs 83.0 s on 2 CPU cores (1.4x); 10^5 rows not finished in 180 s (section 5b) "
                 "| not met |")
@@ -210,11 +215,13 @@ def targets(found: dict) -> str:
 
 
 def write_results(path: Path = HERE / "RESULTS.md") -> str:
-    found = {name: _load(name) for name in ("peers", "bootstrap", "scaling", "batch", "sweep")}
+    found = {name: _load(name) for name in ("peers", "bootstrap", "scaling", "batch", "sweep",
+                                            "extrapolation")}
     parts = ["# Benchmark results", "",
              "Written by `python benchmarks/report.py` (run by `make bench`) from the JSON results of "
              "`bench_peers.py`, `bench_bootstrap.py`, `bench_scaling.py`, `bench_batch.py` and "
-             "`bench_sweep.py` (section 6, after the hand-written part); each "
+             "`bench_sweep.py` (section 6, after the hand-written part), and `bench_extrapolation.py` "
+             "(its targets row); each "
              "section names its machine, versions and date. Comparisons run side by side in one "
              "process; times are medians of the repeats unless a table says otherwise.", "",
              "## Targets", "", targets(found)]
