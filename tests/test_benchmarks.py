@@ -103,6 +103,7 @@ def test_report_renders_every_section_and_target(tmp_path):
                          "dask_equals_local": True,
                          "projection": {"8": {"wall_s": 150.0, "fits_per_s": 3.5}},
                          "projection_basis": {"seconds_per_fit": 2.2, "parent_seconds_per_result": 0.0025}},
+        "extrapolation": head | {"median_s": {"plain": 20.0, "calibrated": 50.0}, "ratio": 2.5},
     }
     for name, res in results.items():
         (tmp_path / f"results_{name}_cpu2.json").write_text(json.dumps(res))
@@ -123,6 +124,7 @@ def test_report_renders_every_section_and_target(tmp_path):
     assert "7.5x (warm-started refits, run)" in text and "**missed** against the run refits" in text
     assert "| 13.3x | met |" in text
     assert "failed: MemoryError" in text
+    assert "| 2.5x (50 s vs 20 s) | met |" in text
 
 
 def _part(law, seed, reps, first, n, draws=100, thin=8):
