@@ -452,7 +452,7 @@ def average(fits: dict, weights, new, kind: str = "mean", levels=(0.5, 0.9),
     -------
     DataFrame
         As :meth:`~bayescale.fit.Fit.predict` (inputs, ``family``, ``mean``,
-        ``median``, bands, ``extrap_*`` of the first fit), from a pool of draws
+        ``median``, bands, ``distance``, ``extrap_*`` of the first fit), from a pool of draws
         with ``round(weight x n)`` draws of each fit (``n`` the largest number of
         posterior draws among the fits, resampled with replacement).
     """
@@ -478,7 +478,7 @@ def average(fits: dict, weights, new, kind: str = "mean", levels=(0.5, 0.9),
     out = first.drop(columns=[c for c in first.columns if c.startswith(("lo", "hi"))
                               and c[2:].replace(".", "").isdigit()])
     out["mean"], out["median"] = pool.mean(0), np.median(pool, 0)
-    extras = [c for c in out.columns if c.startswith("extrap_")]
+    extras = [c for c in out.columns if c == "distance" or c.startswith("extrap_")]
     body = out.drop(columns=extras)
     for level in levels:
         lo, hi = np.quantile(pool, [(1 - level) / 2, (1 + level) / 2], axis=0)
