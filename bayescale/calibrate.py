@@ -56,7 +56,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 
 from .errors import DataError
-from .predict import distance, predict
+from .predict import predict
 
 
 @dataclass
@@ -101,10 +101,9 @@ def errors(fit, rows: pd.DataFrame, kind: str = "new_run", seed: int = 0) -> pd.
         warnings.simplefilter("ignore")  # extrapolating is the point
         table, draws = predict(fit.idata.posterior, fit.structure, fit.design,
                                rows.reset_index(drop=True), kind, (0.9,), seed, samples=True)
-    extra = {c: table[c].to_numpy() for c in table.columns if c.startswith("extrap_")}
-    d = np.broadcast_to(np.asarray(distance(extra), dtype=float), y.shape)
     t = link.forward(draws)
-    return pd.DataFrame({"decades": d, "error": link.forward(y) - t.mean(0), "band_sd": t.std(0)})
+    return pd.DataFrame({"decades": table["distance"].to_numpy(), "error": link.forward(y) - t.mean(0),
+                         "band_sd": t.std(0)})
 
 
 def estimate(rows: pd.DataFrame, fit) -> Calibration:

@@ -478,7 +478,7 @@ def _forecast(fit, args, levels, out) -> tuple[pd.DataFrame, list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExtrapolationWarning)
         pred = fit.predict(new, kind=args.kind, levels=levels, seed=args.seed,
-                           extrapolation=not getattr(args, "law_only", False))
+                           extrapolation=not args.law_only)
     found = []
     for w in caught:
         if issubclass(w.category, ExtrapolationWarning):

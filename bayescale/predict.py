@@ -103,15 +103,16 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
         result[:, rows] = mean if kind == "mean" else _new_run(posterior, s, mean, rng, se[rows])
         for key, value in extrapolation(design, {k: v[rows] for k, v in inputs.items()}, family).items():
             extra.setdefault(key, np.zeros(len(new)))[rows] = value
+    dist = np.broadcast_to(np.asarray(distance(extra), dtype=float), len(new))
     if discrepancy:
-        result = widen(result, distance(extra), discrepancy, s.law.outcome, rng)
+        result = widen(result, dist, discrepancy, s.law.outcome, rng)
     out = new.copy()
     out["family"] = families
     out["mean"], out["median"] = result.mean(0), np.median(result, 0)
     for level in levels:
         lo, hi = np.quantile(result, [(1 - level) / 2, (1 + level) / 2], axis=0)
         out[f"lo{_pct(level)}"], out[f"hi{_pct(level)}"] = lo, hi
-    out["distance"] = np.broadcast_to(np.asarray(distance(extra), dtype=float), len(out))
+    out["distance"] = dist
     for key, value in extra.items():
         out[key] = value
     far = out[list(extra)].max(axis=1) > FAR_DECADES
