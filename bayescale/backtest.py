@@ -18,7 +18,7 @@ import pandas as pd
 from .data import input_mapping, require_column
 from .errors import DataError
 from .law import resolve
-from .predict import KINDS, _levels, _pct, predict
+from .predict import KINDS, _levels, _pct, predict, terms
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 SPLITS = ("largest-size", "largest-compute", "('leave-family-out', family, k)", "rolling",
@@ -53,6 +53,10 @@ class Backtest:
         frontier (decades of compute), ``n``, the errors and each band's coverage.
     fits : list of Fit
         ``"rolling"`` only: the fit at each origin (``fit`` is the last).
+    calibrations : list
+        ``"rolling"`` only: the discrepancy each origin's forecasts used, a
+        :class:`~bayescale.calibrate.Calibration` from its own training rows
+        with ``discrepancy="calibrate"`` (0.0 where those rows allow none).
     """
 
     per_target: pd.DataFrame
@@ -62,6 +66,7 @@ class Backtest:
     split: str = ""
     by_distance: pd.DataFrame | None = field(default=None, repr=False)
     fits: list = field(default_factory=list, repr=False)
+    calibrations: list = field(default_factory=list, repr=False)
 
     def __getitem__(self, key):  # dict-style access: result["aggregate"]
         return getattr(self, key)
@@ -153,7 +158,7 @@ def heldout_mask(df: pd.DataFrame, split, xmap: dict, group: str | None, run: st
 
 
 def score(fit, test: pd.DataFrame, kinds=("mean",), levels=LEVELS, seed: int = 0,
-          discrepancy: float = 0.0) -> pd.DataFrame:
+          discrepancy=0.0) -> pd.DataFrame:
     """Forecast the rows of ``test`` from ``fit`` and score them against their outcomes."""
     y = fit.design.columns["y"]
     require_column(test, y)
@@ -200,7 +205,7 @@ def summarise(per_target: pd.DataFrame, levels=LEVELS, by=("kind",)) -> pd.DataF
 
 def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mean",
              levels=LEVELS, size: str | None = None, frac: float = 0.2, seed: int = 0,
-             discrepancy: float = 0.0, cuts: int = 5, executor=None, **fit_kwargs) -> Backtest:
+             discrepancy=0.0, cuts: int = 5, executor=None, **fit_kwargs) -> Backtest:
     """Hold out rows, fit the law on the rest, and score the forecasts of the held-out rows.
 
     Parameters
@@ -244,13 +249,13 @@ def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mea
         Share of rows held out by ``"largest-compute"``.
     seed : int
         Seed of the fit (unless given in ``fit_kwargs``) and of the forecasts.
-    discrepancy : float or "calibrate"
+    discrepancy : float, Calibration or "calibrate"
         Widen the forecasts by the law's own error beyond the data, at this rate
-        (see :func:`bayescale.calibrate`); 0 scores the plain bands.
+        or by this calibration (see :func:`bayescale.calibrate`); 0 scores the plain bands.
         ``"calibrate"`` (``"rolling"`` only) measures the rate inside each
         origin's training rows by a nested rolling backtest, as
         ``bs.fit(..., extrapolation=True)`` does, so the score is that of the
-        calibrated forecast; ``per_target`` gains ``rate``.
+        calibrated forecast; ``per_target`` gains ``rate`` and ``bias``.
     cuts : int
         Number of origins of ``"rolling"``.
     executor : optional
@@ -287,7 +292,7 @@ def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mea
     kwargs = {"seed": seed} | extra | fit_kwargs
     if "min_rows_per_family" in extra and "min_rows_per_family" in fit_kwargs:
         kwargs["min_rows_per_family"] = min(fit_kwargs["min_rows_per_family"], extra["min_rows_per_family"])
-    fitted = fit_fn(df.loc[~mask], law=law, **kwargs)
+    fitted = fit_fn(df.loc[~mask], law=law, **kwargs | {"extrapolation": False})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # extrapolating is what a backtest does
         per_target = score(fitted, df.loc[mask], kinds, levels, seed, discrepancy)
@@ -302,12 +307,12 @@ def origins(compute: np.ndarray, cuts: int) -> np.ndarray:
     return np.unique(np.quantile(logc, np.linspace(*ROLLING, cuts), method="lower"))
 
 
-def nested(frame: pd.DataFrame, law, seed: int, executor, options: dict) -> float:
-    """The discrepancy rate measured inside one origin's training rows alone (0 if it cannot be)."""
+def nested(frame: pd.DataFrame, law, seed: int, executor, options: dict):
+    """The calibration measured inside one origin's training rows alone (0.0 if it cannot be)."""
     from .calibrate import calibrate
 
     try:
-        return calibrate(frame, law, seed=seed, executor=executor, **options).rate
+        return calibrate(frame, law, seed=seed, executor=executor, **options)
     except DataError:  # too few rows or too little spread of compute for origins of its own
         return 0.0
 
@@ -346,7 +351,7 @@ def _rolling(df, law, cuts, kinds, levels, seed, discrepancy, executor, xmap, gr
         for k, (fitted, test, edge, rate) in enumerate(zip(fits, tests, edges, rates)):
             part = score(fitted, test, kinds, levels, seed, rate)
             part.insert(1, "cut", k)
-            part["rate"] = rate
+            part["rate"], part["bias"] = terms(rate)[:2]
             part.insert(2, "frontier", 10.0 ** edge)
             part.insert(3, "distance", logc[df.index.get_indexer(part["row"])] - edge)
             parts.append(part)
@@ -356,7 +361,8 @@ def _rolling(df, law, cuts, kinds, levels, seed, discrepancy, executor, xmap, gr
     held[df.index.get_indexer(per_target["row"].unique())] = True
     what = f"rolling ({len(edges)} origins at quantiles {ROLLING[0]}-{ROLLING[1]} of log compute)"
     return Backtest(per_target, summarise(per_target, levels), fits[-1], held, what,
-                    summarise(per_target, levels, by=("kind", "distance_bin")).sort_index(), list(fits))
+                    summarise(per_target, levels, by=("kind", "distance_bin")).sort_index(), list(fits),
+                    list(rates))
 
 
 __all__ = ["Backtest", "backtest", "heldout_mask", "origins", "score", "summarise"]

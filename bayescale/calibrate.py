@@ -10,26 +10,32 @@ decades of compute beyond the data, ``case_studies/chinchilla_epoch``).
 backtest nested inside the training data: at rolling origins it fits the runs
 up to the origin, forecasts every run beyond it, and compares the forecast
 errors with the bands on the link scale (``split="largest-compute"`` uses one
-origin instead).  The law's error at
-``d`` decades of extrapolation is modelled as ``delta ~ Normal(0, (rate * d)^2)``
-on the link scale: linear in ``d`` because a misfit exponent makes a log-scale
-bias that grows linearly in log compute.  The rate is the maximum-likelihood
-estimate pooling the held-out rows ``i`` with error ``e_i``, band variance
-``s_i^2`` and distance ``d_i``::
+origin instead).  The law's error at ``d`` decades of extrapolation is modelled
+as ``delta ~ Normal(bias * d, (scatter * d)^2)`` on the link scale: linear in
+``d`` because a misfit exponent makes a log-scale error that grows linearly in
+log compute, with a sign that a law can keep from one scale to the next (all
+five ladders of ``case_studies/extrapolation`` over-predict the loss, more the
+farther they reach).  ``bias`` and ``scatter`` are maximum-likelihood estimates
+pooling the held-out rows ``i`` with error ``e_i``, band variance ``s_i^2`` and
+distance ``d_i``::
 
-    e_i ~ Normal(0, s_i^2 + rate^2 d_i^2)
+    e_i ~ Normal(bias * d_i, s_i^2 + scatter^2 d_i^2)
 
-so a forecast from few runs, whose band is already wide, says little about the
-rate, and one from many runs, whose band is narrow, says much.  (A
-method-of-moments estimate, ``sum(e_i^2 - s_i^2) / sum(d_i^2)``, is dominated by
-the earliest origins' wide bands and gave 0.014 per decade on a law without
-misfit, where this gives about 0.)  Rows of one origin share their errors, so
-the estimate is not more certain than its number of origins allows.
+so a forecast from few runs, whose band is already wide, says little, and one
+from many runs, whose band is narrow, says much.  (A method-of-moments
+estimate, ``sum(e_i^2 - s_i^2) / sum(d_i^2)``, is dominated by the earliest
+origins' wide bands and gave 0.014 per decade on a law without misfit, where
+this gives about 0.)  Rows of one origin share one fit's misfit, so ``bias`` is
+taken to be as uncertain as if each origin were a single observation, and that
+uncertainty joins ``scatter`` in quadrature as the ``rate`` of the band: a bias
+measured from three origins moves the band, and widens it, rather than
+narrowing it around a guess.  ``estimate(..., bias=False)`` fits the scatter
+alone (``bias = 0``).
 
 Forecasts then add ``delta`` draw by draw: ``bs.fit(...,
-extrapolation=True)`` measures the rate and keeps it with the fit, so that
+extrapolation=True)`` measures ``rate`` and ``bias`` and keeps them with the fit, so that
 ``fit.predict`` widens its bands by default (``extrapolation=False`` gives the
-law-only band); ``fit.predict(new, discrepancy=cal)`` applies a rate measured
+law-only band); ``fit.predict(new, discrepancy=cal)`` applies a calibration measured
 separately (also in :func:`bayescale.backtest`).  Beyond ``reach``, the
 farthest distance the backtests held out, the rate is extrapolated too, and a
 forecast there says so.  This is a check
@@ -43,7 +49,7 @@ Examples
 >>> df = bs.datasets.load("chinchilla_epoch", drop_highest_loss=5)  # doctest: +SKIP
 >>> cal = bs.calibrate(df, "chinchilla", y="loss", x={"N": "params", "D": "tokens"})  # doctest: +SKIP
 >>> fit = bs.fit(df, "chinchilla", y="loss", x={"N": "params", "D": "tokens"})  # doctest: +SKIP
->>> fit.predict({"params": 70e9, "tokens": 1.4e12}, discrepancy=cal.rate)  # doctest: +SKIP
+>>> fit.predict({"params": 70e9, "tokens": 1.4e12}, discrepancy=cal)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -66,7 +72,8 @@ class Calibration:
     Attributes
     ----------
     rate : float
-        Link-scale sd of the law's error per decade of extrapolation.
+        Link-scale sd of the law's error per decade of extrapolation: its scatter
+        and the uncertainty of ``bias``, in quadrature.
     reach : float
         The farthest extrapolation (decades) among the held-out rows: the
         distance up to which the rate was measured rather than assumed.
@@ -75,20 +82,28 @@ class Calibration:
         link scale, and ``origin`` (0 for a single split).
     fit : Fit
         The fit on the rows held in (the last origin's, for ``"rolling"``).
+    bias : float
+        Link-scale mean error per decade of extrapolation (truth minus forecast;
+        negative: the law over-predicts a loss more the farther it reaches).
+    scatter : float
+        The maximum-likelihood sd per decade alone, before ``bias``'s uncertainty joins it.
     """
 
     rate: float
     rows: pd.DataFrame = field(repr=False)
     fit: object = field(repr=False)
     reach: float = 0.0
+    bias: float = 0.0
+    scatter: float | None = None
 
     def __repr__(self) -> str:
-        return (f"<Calibration rate={self.rate:.4g} per decade from {len(self.rows)} held-out rows "
-                f"at {self.rows['decades'].min():.2f}-{self.reach:.2f} decades>")
+        return (f"<Calibration rate={self.rate:.4g} bias={self.bias:+.4g} per decade from "
+                f"{len(self.rows)} held-out rows at {self.rows['decades'].min():.2f}-{self.reach:.2f} "
+                f"decades>")
 
     def record(self) -> dict:
         """What a fit keeps of the calibration (plain numbers, saved with the fit)."""
-        return {"rate": self.rate, "reach": self.reach, "rows": int(len(self.rows)),
+        return {"rate": self.rate, "bias": self.bias, "reach": self.reach, "rows": int(len(self.rows)),
                 "origins": int(self.rows["origin"].nunique())}
 
 
@@ -106,17 +121,21 @@ def errors(fit, rows: pd.DataFrame, kind: str = "new_run", seed: int = 0) -> pd.
                          "band_sd": t.std(0)})
 
 
-def estimate(rows: pd.DataFrame, fit) -> Calibration:
-    """Maximum-likelihood rate from the rows beyond the data (see the module docstring)."""
+def estimate(rows: pd.DataFrame, fit, bias: bool = True) -> Calibration:
+    """Maximum-likelihood rate (and bias) from the rows beyond the data (see the module docstring)."""
     beyond = rows[rows["decades"] > 0]
     if beyond.empty:
         raise DataError("none of the held-out rows lies beyond the fitted data; hold out the "
                         "largest-compute rows to measure extrapolation error.")
     e, s, d = (beyond[c].to_numpy(dtype=float) for c in ("error", "band_sd", "decades"))
 
+    def shift(rate):  # the bias that maximises the likelihood at this rate: weighted least squares
+        w = 1 / (s**2 + (rate * d) ** 2)
+        return (np.sum(w * e * d) / np.sum(w * d**2) if bias else 0.0), w
+
     def nll(rate):
-        v = s**2 + (rate * d) ** 2
-        return 0.5 * np.sum(np.log(v) + e**2 / v)
+        b, w = shift(rate)
+        return 0.5 * np.sum(-np.log(w) + w * (e - b * d) ** 2)
 
     # a log grid brackets the optimum (or shows it at 0), a bounded search refines it
     grid = np.concatenate([[0.0], np.geomspace(1e-5, max(2 * np.max(np.abs(e) / d), 2e-5), 60)])
@@ -125,7 +144,13 @@ def estimate(rows: pd.DataFrame, fit) -> Calibration:
     if k > 0:
         hi = grid[min(k + 1, len(grid) - 1)]
         rate = minimize_scalar(nll, bounds=(grid[k - 1], hi), method="bounded").x
-    return Calibration(float(rate), rows, fit, float(d.max()))
+    b, w = shift(rate)
+    # the bias is as uncertain as if each origin were one observation (its rows share one fit's
+    # misfit), and that uncertainty joins the spread: the band is not narrowed by a guess
+    origins = max(int(beyond["origin"].nunique()), 1) if "origin" in beyond else 1
+    bias_var = len(e) / origins / np.sum(w * d**2) if bias else 0.0
+    return Calibration(float(np.sqrt(rate**2 + bias_var)), rows, fit, float(d.max()), float(b),
+                       float(rate))
 
 
 def discrepancy_rate(fit, rows: pd.DataFrame, kind: str = "new_run", seed: int = 0) -> Calibration:

@@ -70,8 +70,14 @@ def extrapolation(design: Design, inputs: dict, family: str) -> dict:
 
 
 def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0.5, 0.9),
-            seed: int = 0, samples: bool = False, discrepancy: float = 0.0, reach: float | None = None):
-    """Forecast the outcome at the rows of ``new``; see :meth:`bayescale.fit.Fit.predict`."""
+            seed: int = 0, samples: bool = False, discrepancy=0.0, reach: float | None = None):
+    """Forecast the outcome at the rows of ``new``; see :meth:`bayescale.fit.Fit.predict`.
+
+    ``discrepancy`` is a rate (link-scale sd per decade) or a calibration with
+    ``rate``, ``bias`` and ``reach`` (:func:`terms`); its own reach overrides ``reach``.
+    """
+    rate, bias, own_reach = terms(discrepancy)
+    reach = own_reach if own_reach is not None else reach
     if kind not in KINDS:
         raise DataError(f"kind={kind!r}; choose 'mean' (the law) or 'new_run' (one new run).")
     levels = _levels(levels)
@@ -104,8 +110,8 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
         for key, value in extrapolation(design, {k: v[rows] for k, v in inputs.items()}, family).items():
             extra.setdefault(key, np.zeros(len(new)))[rows] = value
     dist = np.broadcast_to(np.asarray(distance(extra), dtype=float), len(new))
-    if discrepancy:
-        result = widen(result, dist, discrepancy, s.law.outcome, rng)
+    if rate or bias:
+        result = widen(result, dist, rate, s.law.outcome, rng, bias)
     out = new.copy()
     out["family"] = families
     out["mean"], out["median"] = result.mean(0), np.median(result, 0)
@@ -136,15 +142,33 @@ def distance(extra: dict) -> np.ndarray:
     return np.max(np.stack(list(extra.values())), axis=0) if extra else 0.0
 
 
-def widen(result: np.ndarray, decades, rate: float, outcome, rng) -> np.ndarray:
-    """Add the law's own error beyond the data: link-scale noise of sd ``rate * decades``.
+def terms(discrepancy) -> tuple[float, float, float | None]:
+    """``(rate, bias, reach)`` of a discrepancy: a plain rate (no bias, no reach) or an
+    object with ``rate`` and optionally ``bias`` and ``reach`` (a Calibration, or a fit's record)."""
+    if isinstance(discrepancy, dict):
+        return float(discrepancy["rate"]), float(discrepancy.get("bias", 0.0)), discrepancy.get("reach")
+    if hasattr(discrepancy, "rate"):
+        return (float(discrepancy.rate), float(getattr(discrepancy, "bias", 0.0)),
+                getattr(discrepancy, "reach", None))
+    try:
+        return float(discrepancy), 0.0, None
+    except (TypeError, ValueError):
+        raise DataError(f"discrepancy={discrepancy!r}: pass a rate >= 0 or a bayescale.calibrate "
+                        f"result.") from None
 
-    See :mod:`bayescale.calibrate`, which measures ``rate`` out of sample.
+
+def widen(result: np.ndarray, decades, rate: float, outcome, rng, bias: float = 0.0) -> np.ndarray:
+    """Add the law's own error beyond the data: a link-scale shift of ``bias * decades``
+    and noise of sd ``rate * decades``.
+
+    See :mod:`bayescale.calibrate`, which measures both out of sample.
     """
     if not np.isfinite(rate) or rate < 0:
         raise DataError(f"discrepancy={rate!r} must be a rate >= 0 (link-scale sd per decade).")
-    sd = rate * np.asarray(decades, dtype=float)
-    return outcome.inverse(outcome.forward(result) + sd * rng.standard_normal(result.shape))
+    if not np.isfinite(bias):
+        raise DataError(f"discrepancy bias={bias!r} must be a finite number (link scale per decade).")
+    d = np.asarray(decades, dtype=float)
+    return outcome.inverse(outcome.forward(result) + d * (bias + rate * rng.standard_normal(result.shape)))
 
 
 def _target_se(new: pd.DataFrame, design: Design, n: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.calibrate import discrepancy_rate, errors
+from bayescale.calibrate import discrepancy_rate, errors, estimate
 from bayescale.errors import DataError, ExtrapolationWarning
 from bayescale.outcome import Outcome
 from bayescale.predict import widen
@@ -59,19 +59,26 @@ def test_misfit_law_gets_a_positive_rate_that_restores_coverage(bent):
     # the rate measured inside the training data, it lies inside the central 95% band.
     e = errors(fit, test)
     plain = np.abs(e["error"]) / e["band_sd"]
-    widened = np.abs(e["error"]) / np.sqrt(e["band_sd"] ** 2 + (cal.rate * e["decades"]) ** 2)
+    shifted = e["error"] - cal.bias * e["decades"]
+    widened = np.abs(shifted) / np.sqrt(e["band_sd"] ** 2 + (cal.rate * e["decades"]) ** 2)
     assert plain.min() > 2.0, plain.to_numpy()
     assert widened.max() < 1.96, widened.to_numpy()
+    # a steepening exponent makes the law over-predict the loss beyond the data: truth below
+    # the forecast, a negative bias per decade (from 3 origins, too uncertain to do more than
+    # move the band: its sd, the rate beyond the scatter, is larger than it)
+    assert cal.bias < 0 and cal.rate > cal.scatter, cal
 
 
-def test_well_specified_law_gets_a_small_rate_kept_with_the_fit():
+def test_well_specified_law_gets_a_small_rate_kept_with_the_fit(monkeypatch):
+    monkeypatch.setenv("BAYESCALE_EXTRAPOLATION", "auto")  # what a user gets: no argument
     df = _ladder(bend=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = bs.fit(df, "power", extrapolation=True, **KW)
+        fit = bs.fit(df, "power", **KW)
     kept = fit.settings["extrapolation"]
     # the bands already explain the held-out errors: the excess is of the order of the noise
     assert kept["rate"] < 0.005, kept
+    assert abs(kept["bias"]) < 0.005, kept
     assert kept["origins"] == 3 and kept["reach"] > 2.0, kept
 
 
@@ -83,9 +90,13 @@ def test_fit_predicts_with_its_calibration_unless_told_not_to(bent, tmp_path):
         warnings.simplefilter("ignore")
         default = fit.predict(far, kind="new_run", levels=(0.9,))
         law_only = fit.predict(far, kind="new_run", levels=(0.9,), extrapolation=False)
-        explicit = fit.predict(far, kind="new_run", levels=(0.9,), discrepancy=cal.rate)
+        explicit = fit.predict(far, kind="new_run", levels=(0.9,), discrepancy=cal)
+        unbiased = fit.predict(far, kind="new_run", levels=(0.9,), discrepancy=cal.rate)
     width = lambda p: float(p["hi90"].iloc[0] - p["lo90"].iloc[0])  # noqa: E731
     assert width(default) == width(explicit) > 2 * width(law_only)
+    # the bias moves the whole band by exp(bias * distance) on the log link, the same draws
+    shift = float(default["median"].iloc[0] / unbiased["median"].iloc[0])
+    assert shift == pytest.approx(np.exp(cal.bias * default["distance"].iloc[0]), rel=1e-9)
     assert default["distance"].iloc[0] == pytest.approx(1.0)  # 1e10 is one decade beyond 1e9
     fit.save(tmp_path / "fit")
     again = bs.Fit.load(tmp_path / "fit")
@@ -102,9 +113,31 @@ def test_forecast_beyond_the_backtests_reach_warns(bent):
         fit.predict({"x": [10 ** (9 + cal.reach + 0.5)]})
 
 
-def test_extrapolation_argument_is_checked():
+def test_extrapolation_argument_is_checked(monkeypatch):
     with pytest.raises(DataError, match="extrapolation="):
         bs.fit(_ladder(bend=False), "power", extrapolation="yes", **KW)
+    monkeypatch.setenv("BAYESCALE_EXTRAPOLATION", "sometimes")
+    with pytest.raises(DataError, match="BAYESCALE_EXTRAPOLATION='sometimes'"):
+        bs.fit(_ladder(bend=False), "power", **KW)
+
+
+def test_auto_falls_back_to_the_law_only_band_where_no_backtest_fits(monkeypatch):
+    # one IsoFLOP profile: every run has the same compute, so no rolling origin leaves runs beyond it
+    n = np.geomspace(1e8, 1e9, 6)
+    df = pd.DataFrame({"N": n, "D": 1e19 / n, "loss": 3.0 + 0.01 * np.log(n / 3e8) ** 2})
+    kw = dict(y="loss", x={"N": "N", "D": "D"}, chains=1, warmup=100, draws=100, progress=False)
+    monkeypatch.setenv("BAYESCALE_EXTRAPOLATION", "auto")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bs.fit(df, "chinchilla", **kw)
+        assert "no origin leaves rows" in fit.settings["extrapolation"]["skipped"]
+        new = {"N": [3e9], "D": [1e11]}
+        band = fit.predict(new, levels=(0.9,))
+        law_only = fit.predict(new, levels=(0.9,), extrapolation=False)
+    pd.testing.assert_frame_equal(band, law_only)
+    with pytest.raises(DataError, match="extrapolation=True: rolling backtest"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bs.fit(df, "chinchilla", extrapolation=True, **kw)
 
 
 def test_widen_is_identity_at_rate_zero_and_grows_with_distance():
@@ -116,6 +149,33 @@ def test_widen_is_identity_at_rate_zero_and_grows_with_distance():
     np.testing.assert_allclose(sd[1:], [0.05, 0.10], rtol=0.05)  # 4000 draws: sd known to ~1.2%
     with pytest.raises(DataError, match="discrepancy"):
         widen(draws, np.ones(3), -1.0, Outcome.named("positive"), rng)
+    shifted = widen(draws, np.array([0.0, 1.0, 2.0]), 0.0, Outcome.named("positive"), rng, bias=-0.1)
+    np.testing.assert_allclose(shifted[0], 2.0 * np.exp([0.0, -0.1, -0.2]))
+
+
+def _simulated_errors(bias, scatter, origins=40, per_origin=8, seed=0):
+    """Held-out rows whose errors follow the calibration model exactly, band sd 0.01."""
+    rng = np.random.default_rng(seed)
+    d = np.tile(np.linspace(0.2, 1.6, per_origin), origins)
+    s = np.full(d.shape, 0.01)
+    e = bias * d + rng.standard_normal(d.shape) * np.sqrt(s**2 + (scatter * d) ** 2)
+    return pd.DataFrame({"decades": d, "error": e, "band_sd": s,
+                         "origin": np.repeat(np.arange(origins), per_origin)})
+
+
+def test_estimate_recovers_bias_and_scatter_of_simulated_errors():
+    rows = _simulated_errors(bias=-0.02, scatter=0.01)
+    cal = estimate(rows, fit=None)
+    # independent rows here, so the bias's sd is that of weighted least squares (~0.0009 at
+    # these weights); the scatter's is ~0.0008 (200 seeds): both within 4 sd
+    # the calibration's own bias sd treats each origin as one row, so it is wider
+    w = 1 / (rows["band_sd"] ** 2 + (0.01 * rows["decades"]) ** 2)
+    sd = float(1 / np.sqrt(np.sum(w * rows["decades"] ** 2)))
+    assert cal.bias == pytest.approx(-0.02, abs=4 * sd)
+    assert cal.scatter == pytest.approx(0.01, abs=4 * 0.0008)
+    assert cal.rate > cal.scatter
+    plain = estimate(rows, fit=None, bias=False)
+    assert plain.bias == 0.0 and plain.rate > cal.scatter  # without a bias, the scatter absorbs it
 
 
 def test_rows_inside_the_data_are_refused(bent):
