@@ -77,6 +77,17 @@ def format_summary(summary) -> str:
     return table.to_string(index=False, formatters=formatters, justify="right")
 
 
+def format_calibration(kept: dict | None) -> str:
+    """One line on how the fit's forecasts beyond its data are calibrated (``fit.settings``)."""
+    if not kept:
+        return "Forecasts beyond the data carry the law-only band (no calibration was asked for)."
+    if "skipped" in kept:
+        return f"Forecasts beyond the data carry the law-only band: no calibration ({kept['skipped']})."
+    return (f"Extrapolation calibrated by {kept['origins']} rolling origins inside the data: the "
+            f"law's own error grows by {kept.get('bias', 0.0):+.4f} +- {kept['rate']:.4f} (link scale) "
+            f"per decade beyond the data, measured up to {kept['reach']:.2f} decades.")
+
+
 def format_verdict(fit) -> list[str]:
     """Lines giving the diagnostics verdict and every warning of ``fit``."""
     from .fit import GATE_KINDS
@@ -404,7 +415,8 @@ def cmd_fit(args) -> int:
                "warnings": [{"kind": w.kind, "message": w.message} for w in result.warnings],
                "summary": result.summary()})
     else:
-        out(f"Fitted in {result.settings['seconds']:.1f} s; saved to {where}.", "",
+        out(f"Fitted in {result.settings['seconds']:.1f} s; saved to {where}.",
+            format_calibration(result.settings.get("extrapolation")), "",
             format_summary(result.summary()), "", *format_verdict(result))
     if not result.ok:
         _gate_failed(result, str(where), quiet=args.quiet)
@@ -780,8 +792,8 @@ def _add_forecast_arguments(p) -> None:
     p.add_argument("--levels", default="0.5,0.9", help="central credible levels (default 0.5,0.9)")
     p.add_argument("--seed", type=int, default=0, help="seed of the forecast draws")
     p.add_argument("--law-only", action="store_true",
-                   help="the law-only band, without the widening beyond the data that a fit made "
-                        "with --extrapolation keeps")
+                   help="the law-only band, without the shift and widening beyond the data that "
+                        "the fit's calibration gives")
 
 
 def _add_fit_arguments(p) -> None:
@@ -856,10 +868,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", parents=[common], help="fit a law to a CSV or Parquet file",
                        description="Fit a hierarchical scaling law by NUTS, save it and print its summary.")
     _add_fit_arguments(p)
-    p.add_argument("--extrapolation", action="store_true",
-                   help="also measure how fast the law's error grows beyond the data (a rolling "
-                        "backtest inside the data, 3 more fits) and keep it, so that forecasts "
-                        "widen with extrapolation distance")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--extrapolation", dest="extrapolation", action="store_const", const=True,
+                     default="auto",
+                     help="require the calibration of forecasts beyond the data (by default it is "
+                          "made when the data allow: a rolling backtest inside the data, 3 more "
+                          "fits, whose bias and rate forecasts then carry), and fail without it")
+    how.add_argument("--law-only", dest="extrapolation", action="store_const", const=False,
+                     help="skip that calibration: forecasts carry the law-only band")
     p.add_argument("--out", required=True, metavar="FITDIR", help="directory to save the fit in")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_fit)

@@ -81,7 +81,7 @@ def run_demo(out_dir="bayescale-demo", chains: int = 4, warmup: int = 1000, draw
     """
     import bayescale as bs
 
-    from .cli import format_summary, format_verdict
+    from .cli import format_calibration, format_summary, format_verdict
 
     started = time.perf_counter()
     out = Path(out_dir)
@@ -100,6 +100,7 @@ def run_demo(out_dir="bayescale-demo", chains: int = 4, warmup: int = 1000, draw
         fit = bs.fit(train, law=LAW, y="loss", x=dict(COLUMNS), group="family", run="run",
                      chains=chains, warmup=warmup, draws=draws, seed=seed, progress=progress)
     echo(f"Fitted in {fit.settings['seconds']:.1f} s.")
+    echo(format_calibration(fit.settings.get("extrapolation")))
     echo("")
     echo("Posterior summary (mean, sd, 90% interval, R-hat, effective sample sizes):")
     echo(format_summary(fit.summary()))

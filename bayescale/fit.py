@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 
@@ -105,11 +106,12 @@ class Fit:
             Central credible levels; each gives columns ``lo<pct>`` and ``hi<pct>``.
         discrepancy : float or Calibration, optional
             Rate at which the law's own error grows beyond the data (link-scale sd
-            per decade of extrapolation), or a :func:`bayescale.calibrate` result;
-            overrides the fit's own calibration.  0 trusts the law's form exactly.
+            per decade of extrapolation), or a :func:`bayescale.calibrate` result,
+            which also shifts the band by its ``bias`` per decade; overrides the
+            fit's own calibration.  0 trusts the law's form exactly.
         extrapolation : bool
-            Widen the band beyond the data by the fit's own calibration (from
-            ``bs.fit(..., extrapolation=True)``), the default; ``False`` gives the
+            Widen (and shift) the band beyond the data by the fit's own calibration
+            (from ``bs.fit(..., extrapolation=True)``), the default; ``False`` gives the
             law-only band.  A fit without a calibration gives the law-only band.
 
         Returns
@@ -123,12 +125,10 @@ class Fit:
             (:class:`~bayescale.errors.ExtrapolationWarning`).
         """
         own = self.settings.get("extrapolation") if extrapolation else None
-        if discrepancy is None:
-            rate, reach = (own["rate"], own["reach"]) if own else (0.0, None)
-        else:
-            rate, reach = getattr(discrepancy, "rate", discrepancy), getattr(discrepancy, "reach", None)
+        if discrepancy is None:  # a fit whose calibration was skipped keeps the law-only band
+            discrepancy = own if own and "rate" in own else 0.0
         return predict(self.idata.posterior, self.structure, self.design, new, kind, levels, seed,
-                       discrepancy=rate, reach=reach)
+                       discrepancy=discrepancy)
 
     def contrast(self, param: str, a: str, b: str, level: float = 0.9):
         """Posterior of ``param`` in family ``a`` minus (and over) family ``b``; see
@@ -216,6 +216,7 @@ def _pool_few_families(law: Law, n_families: int, chosen: set) -> tuple[Law, lis
     return law.with_pooling(dict.fromkeys(demote, "none")), [note]
 
 
+EXTRAPOLATION_ENV = "BAYESCALE_EXTRAPOLATION"  # "off" makes extrapolation="auto" mean False
 CALIBRATION_CHAINS = (2, 500)  # chains and warm-up/draws (at most) of the nested calibration fits
 
 
@@ -223,7 +224,7 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
         pool=None, likelihood: str = "normal", chains: int = 4, warmup: int = 1000,
         draws: int = 1000, seed: int = 0, device=None, parameterization: str = "auto",
         progress=None, min_rows_per_family: int = 2, check_units: bool = True,
-        target_accept: float | None = None, extrapolation=False) -> Fit:
+        target_accept: float | None = None, extrapolation="auto") -> Fit:
     """Fit a hierarchical scaling law by NUTS and gate it on its diagnostics.
 
     Parameters
@@ -271,14 +272,20 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
         otherwise cost an occasional divergent transition (1 in 4000 draws on the
         demo ladder at 0.95, none at 0.99 over three seeds, for about 1.6x the
         leapfrog steps), and 0.95 otherwise.
-    extrapolation : bool or Calibration
-        ``True`` also measures how fast the law's own error grows beyond the data
+    extrapolation : {"auto", True, False} or Calibration
+        How far to trust the law beyond the data.  ``"auto"`` (the default) and
+        ``True`` also measure how fast the law's own error grows beyond the data
         (:func:`bayescale.calibrate`: 3 rolling origins inside these data, each
         one more fit with these settings but at most 2 chains x (500 + 500)
-        draws) and keeps the rate with the fit, so that
-        :meth:`Fit.predict` widens its bands with extrapolation distance; a
-        :class:`~bayescale.calibrate.Calibration` is kept as given.  ``False``
-        (the default for now) gives law-only bands.
+        draws) and keep its bias and rate with the fit, so that
+        :meth:`Fit.predict` shifts and widens its bands with extrapolation
+        distance; ``"auto"`` falls back to law-only bands, and says why in
+        ``fit.settings["extrapolation"]["skipped"]``, when the data are too few or
+        too narrow in compute for a rolling backtest, where ``True`` raises.  A
+        :class:`~bayescale.calibrate.Calibration` is kept as given; ``False``
+        gives law-only bands.  The environment variable
+        ``BAYESCALE_EXTRAPOLATION=off`` turns ``"auto"`` into ``False`` (for
+        pipelines that never forecast beyond their data).
 
     Returns
     -------
@@ -291,9 +298,7 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     >>> f = bs.fit(df, law="power", y="loss", x="x", chains=1, warmup=200, draws=200)  # doctest: +SKIP
     >>> f.predict({"x": [1e12]})[["median", "lo90", "hi90"]]  # doctest: +SKIP
     """
-    if not isinstance(extrapolation, bool) and not hasattr(extrapolation, "record"):
-        raise DataError(f"extrapolation={extrapolation!r}: pass True, False or a result of "
-                        f"bayescale.calibrate.")
+    extrapolation = _extrapolation(extrapolation)
     started, requested = time.perf_counter(), law
     law, design, s, data = setup(df, law, y, x, group, run, se, pool, likelihood, parameterization,
                                  min_rows_per_family, check_units)
@@ -312,20 +317,41 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
                 "centring": centring}
     result = finish(law, design, s, mcmc, settings, started)
     inference.release_programs()
-    if extrapolation is True:
+    if extrapolation is True or isinstance(extrapolation, str):  # True or "auto"
         from .calibrate import calibrate
 
         # the nested fits only need the bands' width: shorter chains keep the cost near 2 fits
         short = {"chains": min(chains, CALIBRATION_CHAINS[0]), "warmup": min(warmup, CALIBRATION_CHAINS[1]),
                  "draws": min(draws, CALIBRATION_CHAINS[1])}
-        extrapolation = calibrate(df, requested, y=y, x=x, group=group, run=run, se=se, pool=pool,
-                                  likelihood=likelihood, **short, seed=seed,
-                                  parameterization=parameterization,
-                                  min_rows_per_family=min_rows_per_family, check_units=check_units,
-                                  target_accept=target_accept, device=device)
+        try:
+            extrapolation = calibrate(df, requested, y=y, x=x, group=group, run=run, se=se, pool=pool,
+                                      likelihood=likelihood, **short, seed=seed,
+                                      parameterization=parameterization,
+                                      min_rows_per_family=min_rows_per_family,
+                                      check_units=check_units, target_accept=target_accept,
+                                      device=device)
+        except DataError as err:
+            if extrapolation is True:
+                raise DataError(f"extrapolation=True: {err}") from None
+            result.settings["extrapolation"] = {"skipped": str(err)}
+            return result
     if extrapolation is not False:
         result.settings["extrapolation"] = extrapolation.record()
     return result
+
+
+def _extrapolation(value):
+    """The ``extrapolation`` argument checked, with ``"auto"`` turned off by the environment."""
+    if value == "auto" and isinstance(value, str):
+        setting = os.environ.get(EXTRAPOLATION_ENV, "auto").strip().lower()
+        if setting not in ("auto", "off"):
+            raise DataError(f"{EXTRAPOLATION_ENV}={setting!r}: set 'auto' (calibrated bands beyond "
+                            f"the data, the default) or 'off' (law-only bands).")
+        return value if setting == "auto" else False
+    if isinstance(value, bool) or hasattr(value, "record"):
+        return value
+    raise DataError(f"extrapolation={value!r}: pass 'auto', True, False or a result of "
+                    f"bayescale.calibrate.")
 
 
 def setup(df, law, y, x, group, run, se, pool, likelihood, parameterization, min_rows_per_family,

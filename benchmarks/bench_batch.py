@@ -62,7 +62,8 @@ def main(argv=None) -> dict:
     looped = frames[: args.loop_fits or len(frames)]
     for k, df in enumerate(looped):
         t0 = time.perf_counter()
-        single.append(bs.fit(df, seed=k, progress=False, device=args.device, **kwargs))
+        single.append(bs.fit(df, seed=k, progress=False, device=args.device, extrapolation=False,
+                             **kwargs))
         loop_times.append(time.perf_counter() - t0)
     loop_total = (time.perf_counter() - t_loop) * len(frames) / len(looped)
     print(f"loop of bs.fit: {loop_total:.1f} s", flush=True)

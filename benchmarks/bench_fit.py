@@ -70,7 +70,7 @@ def run_case(name, device, df, kwargs, repeats):
     times, fit = [], None
     for _ in range(repeats):
         start = time.perf_counter()
-        fit = bs.fit(df, device=device, progress=False, seed=0, **kwargs)
+        fit = bs.fit(df, device=device, progress=False, seed=0, extrapolation=False, **kwargs)
         times.append(time.perf_counter() - start)
     stats = fit.idata.sample_stats
     return {"case": name, "device": device, "seconds": [round(t, 1) for t in times],

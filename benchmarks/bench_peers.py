@@ -72,10 +72,12 @@ def run_case(key: str, make, repeats: int, pymc_repeats: int) -> dict:
     out = {"bayescale": [], "nutpie": [], "pymc": []}
     for r in range(repeats):
         t0 = time.perf_counter()
-        bs.fit(df, seed=r, warmup=10, draws=10, chains=CHAINS, progress=False, **kwargs)
+        bs.fit(df, seed=r, warmup=10, draws=10, chains=CHAINS, progress=False, extrapolation=False,
+               **kwargs)
         setup_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        fit = bs.fit(df, seed=r, warmup=TUNE, draws=DRAWS, chains=CHAINS, progress=False, **kwargs)
+        fit = bs.fit(df, seed=r, warmup=TUNE, draws=DRAWS, chains=CHAINS, progress=False,
+                     extrapolation=False, **kwargs)
         total = time.perf_counter() - t0
         m = _metrics(fit.idata, _names(fit), total, "n_steps")
         out["bayescale"].append(m | {"total_s": total, "setup_s": setup_s, "sampling_s": total - setup_s,

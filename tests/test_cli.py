@@ -252,6 +252,11 @@ def test_fit_with_extrapolation_keeps_a_rate_and_predict_can_drop_it(power_csv, 
     assert width(d) >= width(lo) if kept["rate"] == 0 else width(d) > width(lo)
 
 
+def test_fit_takes_either_extrapolation_or_law_only(power_csv, tmp_path):
+    code, _, err = run(fit_args(power_csv, tmp_path / "f", "--extrapolation", "--law-only"))
+    assert code == 2 and "not allowed with argument" in err
+
+
 def test_predict_new_run_and_levels(fitted):
     _, out, _, _ = fitted
     code, stdout, _ = run(["predict", out, "--at", "x=1e10", "--kind", "new_run", "--levels", "0.8",

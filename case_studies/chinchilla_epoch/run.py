@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # recorded in fit.warnings and written to RESULTS.md
-        fit = bs.fit(df, **fit_kw)
+        fit = bs.fit(df, **fit_kw, extrapolation=False)  # law-only bands; see case_studies/extrapolation
     t_fit = time.perf_counter() - t
     post = fit.idata.posterior
     ptab = parameter_table(post)

@@ -69,7 +69,7 @@ def _fit(bs, df, sampler, group):
               seed=0, progress=False, **sampler)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # recorded in fit.warnings and written to RESULTS.md
-        return bs.fit(df, group=group, **kw)
+        return bs.fit(df, group=group, **kw, extrapolation=False)  # law-only: see case_studies/extrapolation
 
 
 def downstream(bs, df: pd.DataFrame) -> pd.DataFrame:
@@ -88,7 +88,7 @@ def two_stage(bs, hier, df, target, sampler):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         link = bs.fit(link_rows, law="exp_link", y="top1_error", x="loss", group="dataset", seed=0,
-                      progress=False, **sampler)
+                      progress=False, extrapolation=False, **sampler)
         rows = []
         for kind in ("mean", "new_run"):
             out = bs.chain(hier, link, target[["params", "tokens", "dataset"]], loss_kind=kind, kind=kind,

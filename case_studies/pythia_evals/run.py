@@ -428,7 +428,7 @@ def main(argv=None) -> int:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     fits[(outcome, f"all sizes, {variant}")] = bs.fit(
-                        data[outcome], **_fit_kwargs(outcome, run, sampler))
+                        data[outcome], **_fit_kwargs(outcome, run, sampler), extrapolation=False)
                 seconds[(outcome, f"all sizes, {variant}")] = time.perf_counter() - t
     ptab = param_contrast_table(fits)
     otab = observed_difference_table(data)
