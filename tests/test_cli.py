@@ -306,9 +306,10 @@ def test_gate_failure_exits_1_and_keeps_the_fit(power_csv, tmp_path):
 
 
 # ---- demo --------------------------------------------------------------------------------
-def test_demo_writes_png_and_coverage(tmp_path):
+def test_demo_writes_png_and_coverage(tmp_path, monkeypatch):
     from bayescale.demo import run_demo
 
+    monkeypatch.setenv("BAYESCALE_EXTRAPOLATION", "auto")  # the demo as a user runs it
     lines = []
     result = run_demo(tmp_path, chains=2, warmup=300, draws=300, echo=lines.append, progress=False)
     png = Path(result["png"])
@@ -318,6 +319,7 @@ def test_demo_writes_png_and_coverage(tmp_path):
     assert isinstance(result["ok"], bool) and result["seconds"] > 0
     text = "\n".join(lines)
     assert "Diagnostics:" in text and "Coverage:" in text
+    assert "Extrapolation calibrated by 3 rolling origins" in text
 
 
 # ---- real data end to end ------------------------------------------------------------------
