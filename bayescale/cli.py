@@ -83,9 +83,10 @@ def format_calibration(kept: dict | None) -> str:
         return "Forecasts beyond the data carry the law-only band (no calibration was asked for)."
     if "skipped" in kept:
         return f"Forecasts beyond the data carry the law-only band: no calibration ({kept['skipped']})."
+    bias = kept.get("bias", 0.0)
     return (f"Extrapolation calibrated by {kept['origins']} rolling origins inside the data: the "
-            f"law's own error grows by {kept.get('bias', 0.0):+.4f} +- {kept['rate']:.4f} (link scale) "
-            f"per decade beyond the data, measured up to {kept['reach']:.2f} decades.")
+            f"law's own error grows by {f'{bias:+.4f} ' if bias else ''}+- {kept['rate']:.4f} (link "
+            f"scale) per decade beyond the data, measured up to {kept['reach']:.2f} decades.")
 
 
 def format_verdict(fit) -> list[str]:

@@ -107,11 +107,11 @@ class Fit:
         discrepancy : float or Calibration, optional
             Rate at which the law's own error grows beyond the data (link-scale sd
             per decade of extrapolation), or a :func:`bayescale.calibrate` result,
-            which also shifts the band by its ``bias`` per decade; overrides the
+            which also shifts the band by its ``bias`` per decade (``bias=True``); overrides the
             fit's own calibration.  0 trusts the law's form exactly.
         extrapolation : bool
-            Widen (and shift) the band beyond the data by the fit's own calibration
-            (from ``bs.fit(..., extrapolation=True)``), the default; ``False`` gives the
+            Widen the band beyond the data by the fit's own calibration (made by
+            ``bs.fit`` by default), the default; ``False`` gives the
             law-only band.  A fit without a calibration gives the law-only band.
 
         Returns
@@ -277,9 +277,8 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
         ``True`` also measure how fast the law's own error grows beyond the data
         (:func:`bayescale.calibrate`: 3 rolling origins inside these data, each
         one more fit with these settings but at most 2 chains x (500 + 500)
-        draws) and keep its bias and rate with the fit, so that
-        :meth:`Fit.predict` shifts and widens its bands with extrapolation
-        distance; ``"auto"`` falls back to law-only bands, and says why in
+        draws) and keep its rate with the fit, so that :meth:`Fit.predict`
+        widens its bands with extrapolation distance; ``"auto"`` falls back to law-only bands, and says why in
         ``fit.settings["extrapolation"]["skipped"]``, when the data are too few or
         too narrow in compute for a rolling backtest, where ``True`` raises.  A
         :class:`~bayescale.calibrate.Calibration` is kept as given; ``False``

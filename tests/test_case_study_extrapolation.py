@@ -23,15 +23,15 @@ def test_extrapolation_quick_on_the_olmo_ladder(tmp_path, case_study):
     text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
     for png in ("coverage.png", "error.png"):
         assert (tmp_path / png).stat().st_size > 1000
-    # per data set, all distances: dataset | method | n | median | signed | score | cov50..cov95
+    # per data set, all distances: dataset | method | n | median | signed | score | CRPS | cov50..cov95
     plain = _row(text, "| olmo_ladder | plain |")
-    scatter = _row(text, "| olmo_ladder | scatter only |")
     calibrated = _row(text, "| olmo_ladder | calibrated |")
-    assert plain[2] == scatter[2] == calibrated[2] and int(plain[2]) > 10  # the same forecasts
-    # the scatter-only bands are the plain ones widened where an origin measured a positive
+    biased = _row(text, "| olmo_ladder | with bias |")
+    assert plain[2] == calibrated[2] == biased[2] and int(plain[2]) > 10  # the same forecasts
+    # the calibrated bands are the plain ones widened where an origin measured a positive
     # rate, so no band covers fewer targets (up to the widening's Monte Carlo noise: one target)
     n = int(plain[2])
-    for k in range(6, 10):
-        assert float(scatter[k]) >= float(plain[k]) - 100 / n, (plain, scatter)
+    for k in range(7, 11):  # cov50 ... cov95, after the CRPS column
+        assert float(calibrated[k]) >= float(plain[k]) - 100 / n, (plain, calibrated)
     assert "## The rate each origin measured inside its own training rows" in text
     assert "Target: every band within 10 points" in text and "- calibrated: " in text

@@ -3,6 +3,7 @@
 One command::
 
     python case_studies/extrapolation/run.py [--quick] [--datasets a,b] [--cuts 4] [--out DIR]
+    python case_studies/extrapolation/run.py --targets    # the held-out targets, once (TARGETS.md)
 
 For each data set with a scale axis, ``bs.backtest(split="rolling",
 discrepancy="calibrate")`` fits the law at ``cuts`` rolling origins and
@@ -65,10 +66,72 @@ def datasets(bs) -> dict:
     }
 
 
+def held_out_targets(bs) -> dict:
+    """Data set -> (training rows, target rows, fit arguments): the separate targets, used once."""
+    load = bs.datasets.load
+    gadre = load("gadre_overtrain")
+    return {
+        "loss_to_loss": (load("loss_to_loss", split="sweep"), load("loss_to_loss", split="extrapolation"),
+                         dict(law="chinchilla", y="loss_c4_val", x=NN_DD, group="corpus")),
+        "gadre_overtrain": (gadre[~gadre["gadre_target"]], gadre[gadre["gadre_target"]],
+                            dict(law="chinchilla_shared", y="loss", x=NN_DD, se="loss_se",
+                                 group="dataset")),
+        "olmo_ladder": (load("olmo_ladder"), load("olmo_ladder", targets=True),
+                        dict(law="chinchilla", y="loss", x=NN_DD)),
+    }
+
+
+def forecast_targets(bs, out: Path) -> None:
+    """Fit each training set with the defaults (calibrated extrapolation) and forecast its targets,
+    plain and calibrated; writes TARGETS.md.  Run once, after the method was chosen."""
+    rows = []
+    for name, (train, target, kw) in held_out_targets(bs).items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = bs.fit(train.reset_index(drop=True), extrapolation=True, progress=False, seed=0, **kw)
+            cols = [*kw["x"].values(), *[kw[k] for k in ("group", "se") if k in kw]]
+            new = target[cols].reset_index(drop=True)
+            truth = target[kw["y"]].to_numpy(dtype=float)
+            for method, extra in (("plain", False), ("calibrated", True)):
+                p = fit.predict(new, kind="new_run", levels=(0.5, 0.9), extrapolation=extra)
+                for i in range(len(p)):
+                    rows.append({"dataset": name, "target": f"{p['family'].iloc[i]} "
+                                 f"N={new[kw['x']['N']].iloc[i]:.3g} D={new[kw['x']['D']].iloc[i]:.3g}",
+                                 "method": method, "decades": round(float(p["distance"].iloc[i]), 2),
+                                 "truth": round(truth[i], 4), "median": round(float(p["median"].iloc[i]), 4),
+                                 "rel err %": round(100 * (p["median"].iloc[i] - truth[i]) / truth[i], 2),
+                                 "90% band": f"{p['lo90'].iloc[i]:.4f}-{p['hi90'].iloc[i]:.4f}",
+                                 "in 50%": bool(p["lo50"].iloc[i] <= truth[i] <= p["hi50"].iloc[i]),
+                                 "in 90%": bool(p["lo90"].iloc[i] <= truth[i] <= p["hi90"].iloc[i])})
+        kept = fit.settings["extrapolation"]
+        rows.append({"dataset": name, "target": f"(calibration: bias {kept['bias']:+.4f}, rate "
+                     f"{kept['rate']:.4f} per decade, reach {kept['reach']:.2f}; gate "
+                     f"{'passed' if fit.ok else 'FAILED'})"})
+        print(f"{name}: targets forecast", file=sys.stderr)
+    t = pd.DataFrame(rows)
+    scored = t.dropna(subset=["method"])
+    agg = scored.groupby(["dataset", "method"], sort=False).agg(
+        n=("truth", "size"), median_abs_rel_err=("rel err %", lambda v: v.abs().median()),
+        cov50=("in 50%", "mean"), cov90=("in 90%", "mean")).round(3).reset_index()
+    (out / "TARGETS.md").write_text(f"""# Held-out targets, forecast once
+
+`python case_studies/extrapolation/run.py --targets` on {_dt.date.today()}: each data set's
+separate targets, never used to choose the method or its settings (chosen on the
+rolling-origin backtests of RESULTS.md). `bs.fit` defaults (4 chains x (1000 + 1000)) with
+`extrapolation=True` on the training rows; band of one new run, plain (`extrapolation=False`)
+and calibrated (the default). Values are losses as published in each data set.
+
+{markdown_table(agg)}
+
+{markdown_table(t.fillna(""))}
+""")
+
+
 def backtest_one(bs, df, kw: dict, cuts: int, sampler: dict, seed: int = 0) -> pd.DataFrame:
     """Per-target scores of one data set by every method, from the same rolling fits."""
     from bayescale.backtest import score
     from bayescale.calibrate import Calibration, estimate
+    from bayescale.predict import terms
 
     bt = bs.backtest(df, split="rolling", cuts=cuts, kind="new_run", levels=LEVELS, seed=seed,
                      discrepancy="calibrate", progress=False, **sampler, **kw)
@@ -79,12 +142,13 @@ def backtest_one(bs, df, kw: dict, cuts: int, sampler: dict, seed: int = 0) -> p
         for cut, (fitted, cal) in enumerate(zip(bt.fits, bt.calibrations)):
             rows = calibrated[calibrated["cut"] == cut]
             test = df.loc[rows["row"].to_numpy()]
-            scatter = estimate(cal.rows, cal.fit, bias=False) if isinstance(cal, Calibration) else 0.0
-            for method, discrepancy in methods(cal, scatter):
+            biased = estimate(cal.rows, cal.fit, bias=True) if isinstance(cal, Calibration) else 0.0
+            for method, discrepancy in methods(cal, biased):
                 part = score(fitted, test, ("new_run",), LEVELS, seed, discrepancy)
                 part.insert(1, "cut", cut)
-                for col in ("frontier", "distance", "distance_bin", "rate", "bias"):
+                for col in ("frontier", "distance", "distance_bin"):
                     part[col] = rows[col].to_numpy()
+                part["rate"], part["bias"] = terms(discrepancy)[:2]
                 part["crps"] = crps(fitted, test, discrepancy, seed)
                 parts.append(part.assign(method=method))
     out = pd.concat(parts, ignore_index=True)
@@ -95,10 +159,10 @@ def backtest_one(bs, df, kw: dict, cuts: int, sampler: dict, seed: int = 0) -> p
     return out
 
 
-def methods(cal, scatter):
-    """(name, discrepancy) of each method scored at one origin: the law-only band; widened by
-    the scatter alone (no bias); and the calibration of ``bs.fit(..., extrapolation=True)``."""
-    return (("plain", 0.0), ("scatter only", scatter), ("calibrated", cal))
+def methods(cal, biased):
+    """(name, discrepancy) of each method scored at one origin: the law-only band; the
+    calibration of ``bs.fit`` (by default); and the same with a bias (``bias=True``)."""
+    return (("plain", 0.0), ("calibrated", cal), ("with bias", biased))
 
 
 def crps(fitted, test: pd.DataFrame, discrepancy, seed: int) -> np.ndarray:
@@ -147,7 +211,7 @@ def figures(t: pd.DataFrame, out: Path) -> None:
     fig, axes = plt.subplots(1, len(LEVELS), figsize=(3.2 * len(LEVELS), 3.0), sharey=True)
     for ax, level in zip(axes, LEVELS):
         pct = f"{round(level * 100)}"
-        for method, style in (("plain", "o--"), ("scatter only", "^:"), ("calibrated", "s-")):
+        for method, style in (("plain", "o--"), ("calibrated", "s-"), ("with bias", "^:")):
             part = t[t["method"] == method]
             cov = part.groupby("distance_bin", observed=True)[f"in_{pct}"].mean()
             mids = [(iv.left + iv.right) / 2 if np.isfinite(iv.right) else iv.left + 0.25
@@ -181,11 +245,16 @@ def main(argv=None) -> int:
     parser.add_argument("--datasets", default=None, help="comma-separated subset")
     parser.add_argument("--cuts", type=int, default=4, help="rolling origins per data set")
     parser.add_argument("--out", default=str(HERE))
+    parser.add_argument("--targets", action="store_true",
+                        help="forecast the separate held-out targets once (TARGETS.md) instead")
     args = parser.parse_args(argv)
     import bayescale as bs
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.targets:
+        forecast_targets(bs, out)
+        return 0
     sampler = QUICK if args.quick else FULL
     table = datasets(bs)
     names = args.datasets.split(",") if args.datasets else list(table)
@@ -225,11 +294,13 @@ def report(t, table, names, seconds, sampler, args) -> str:
     per_bin = summary(t, ["method", "distance_bin"])
     per_set_bin = summary(t[t["distance"] <= 1.5], ["dataset", "method"])
     rates = (t[t["method"] == "calibrated"].groupby(["dataset", "cut"])
-             .agg(frontier=("frontier", "first"), rate=("rate", "first"), bias=("bias", "first"),
-                  gate_passed=("ok", "first"),
+             .agg(frontier=("frontier", "first"), rate=("rate", "first"), gate_passed=("ok", "first"),
                   targets=("row", "size")).reset_index())
+    biased = (t[t["method"] == "with bias"].groupby(["dataset", "cut"])
+              .agg(rate_with_bias=("rate", "first"), bias=("bias", "first")).reset_index())
+    rates = rates.merge(biased, on=["dataset", "cut"])
     rates["frontier"] = rates["frontier"].map(lambda v: f"{v:.3g}")
-    rates[["rate", "bias"]] = rates[["rate", "bias"]].round(4)
+    rates[["rate", "rate_with_bias", "bias"]] = rates[["rate", "rate_with_bias", "bias"]].round(4)
     setup = "\n".join(f"- `{n}`: {len(table[n][0])} rows, law `{table[n][1]['law']}`, "
                       f"y `{table[n][1]['y']}`, group `{table[n][1].get('group')}`; {seconds[n]:.0f} s"
                       for n in names)
@@ -241,11 +312,11 @@ compute), {sampler['chains']} chains x ({sampler['warmup']} + {sampler['draws']}
 one new run (`kind="new_run"`).
 
 Each origin's fit forecasts every run beyond it; each forecast is scored three times from
-the same fit: **plain** (law-only band); **scatter only** (widened at the sd per decade
+the same fit: **plain** (law-only band); **calibrated** (widened at the sd per decade
 that a rolling backtest nested inside that origin's training rows measured, 3 inner
-origins, no bias); **calibrated** (shifted by the bias per decade that the same nested
-backtest measured and widened by its scatter and the bias's own uncertainty: what
-`bs.fit(..., extrapolation=True)` does). Nothing beyond an origin is used for its
+origins: what `bs.fit` does by default); **with bias** (also shifted by the mean error
+per decade that the same nested backtest measured, and widened by that bias's own
+uncertainty: `bs.calibrate(..., bias=True)`). Nothing beyond an origin is used for its
 forecast. Distance: decades of compute beyond the origin (of examples seen for
 `revisiting_nsl`; the discrepancy itself is applied per family, by `predict`'s
 `distance`). Interval score of the 90% band (Gneiting & Raftery 2007) and CRPS from the
