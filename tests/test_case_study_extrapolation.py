@@ -35,3 +35,18 @@ def test_extrapolation_quick_on_the_olmo_ladder(tmp_path, case_study):
         assert float(calibrated[k]) >= float(plain[k]) - 100 / n, (plain, calibrated)
     assert "## The rate each origin measured inside its own training rows" in text
     assert "Target: every band within 10 points" in text and "- calibrated: " in text
+
+
+def test_bootstrap_baseline_scores_the_same_origins(tmp_path, case_study):
+    try:
+        bs.datasets.load("olmo_ladder")
+    except bs.DataError as err:
+        pytest.skip(f"olmo_ladder data set unavailable: {err}")
+    module = case_study("extrapolation")
+    args = ["--bootstrap", "5", "--datasets", "olmo_ladder", "--cuts", "2", "--out", str(tmp_path)]
+    assert module.main(args) == 0
+    text = (tmp_path / "BOOTSTRAP.md").read_text(encoding="utf-8")
+    row = _row(text, "| olmo_ladder | bootstrap |")
+    # 30 runs, 2 origins at quantiles 0.3 and 0.8 of log compute: every run beyond them is forecast
+    assert int(row[2]) > 10, row
+    assert all(0.0 <= float(v) <= 100.0 for v in row[7:11]), row
