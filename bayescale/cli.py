@@ -793,8 +793,8 @@ def _add_forecast_arguments(p) -> None:
     p.add_argument("--levels", default="0.5,0.9", help="central credible levels (default 0.5,0.9)")
     p.add_argument("--seed", type=int, default=0, help="seed of the forecast draws")
     p.add_argument("--law-only", action="store_true",
-                   help="the law-only band, without the shift and widening beyond the data that "
-                        "the fit's calibration gives")
+                   help="the law-only band, without the widening beyond the data that the fit's "
+                        "calibration gives")
 
 
 def _add_fit_arguments(p) -> None:
@@ -874,7 +874,7 @@ def build_parser() -> argparse.ArgumentParser:
                      default="auto",
                      help="require the calibration of forecasts beyond the data (by default it is "
                           "made when the data allow: a rolling backtest inside the data, 3 more "
-                          "fits, whose bias and rate forecasts then carry), and fail without it")
+                          "fits, whose rate forecasts then carry), and fail without it")
     how.add_argument("--law-only", dest="extrapolation", action="store_const", const=False,
                      help="skip that calibration: forecasts carry the law-only band")
     p.add_argument("--out", required=True, metavar="FITDIR", help="directory to save the fit in")

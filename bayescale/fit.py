@@ -107,12 +107,12 @@ class Fit:
         discrepancy : float or Calibration, optional
             Rate at which the law's own error grows beyond the data (link-scale sd
             per decade of extrapolation), or a :func:`bayescale.calibrate` result,
-            which also shifts the band by its ``bias`` per decade (``bias=True``); overrides the
-            fit's own calibration.  0 trusts the law's form exactly.
+            which also shifts the band by its ``bias`` per decade (``bias=True``);
+            overrides the fit's own calibration.  0 trusts the law's form exactly.
         extrapolation : bool
-            Widen the band beyond the data by the fit's own calibration (made by
-            ``bs.fit`` by default), the default; ``False`` gives the
-            law-only band.  A fit without a calibration gives the law-only band.
+            Widen the band beyond the data by the fit's own calibration (which
+            ``bs.fit`` makes by default); ``False`` gives the law-only band.  A fit
+            without a calibration gives the law-only band.
 
         Returns
         -------
@@ -278,9 +278,10 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
         (:func:`bayescale.calibrate`: 3 rolling origins inside these data, each
         one more fit with these settings but at most 2 chains x (500 + 500)
         draws) and keep its rate with the fit, so that :meth:`Fit.predict`
-        widens its bands with extrapolation distance; ``"auto"`` falls back to law-only bands, and says why in
-        ``fit.settings["extrapolation"]["skipped"]``, when the data are too few or
-        too narrow in compute for a rolling backtest, where ``True`` raises.  A
+        widens its bands with extrapolation distance.  When the data are too few
+        or too narrow in compute for a rolling backtest, ``"auto"`` falls back to
+        law-only bands and says why in ``fit.settings["extrapolation"]["skipped"]``,
+        where ``True`` raises.  A
         :class:`~bayescale.calibrate.Calibration` is kept as given; ``False``
         gives law-only bands.  The environment variable
         ``BAYESCALE_EXTRAPOLATION=off`` turns ``"auto"`` into ``False`` (for
@@ -341,7 +342,7 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
 
 def _extrapolation(value):
     """The ``extrapolation`` argument checked, with ``"auto"`` turned off by the environment."""
-    if value == "auto" and isinstance(value, str):
+    if isinstance(value, str) and value == "auto":
         setting = os.environ.get(EXTRAPOLATION_ENV, "auto").strip().lower()
         if setting not in ("auto", "off"):
             raise DataError(f"{EXTRAPOLATION_ENV}={setting!r}: set 'auto' (calibrated bands beyond "

@@ -70,14 +70,13 @@ def extrapolation(design: Design, inputs: dict, family: str) -> dict:
 
 
 def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0.5, 0.9),
-            seed: int = 0, samples: bool = False, discrepancy=0.0, reach: float | None = None):
+            seed: int = 0, samples: bool = False, discrepancy=0.0):
     """Forecast the outcome at the rows of ``new``; see :meth:`bayescale.fit.Fit.predict`.
 
     ``discrepancy`` is a rate (link-scale sd per decade) or a calibration with
-    ``rate``, ``bias`` and ``reach`` (:func:`terms`); its own reach overrides ``reach``.
+    ``rate``, ``bias`` and ``reach`` (:func:`terms`).
     """
-    rate, bias, own_reach = terms(discrepancy)
-    reach = own_reach if own_reach is not None else reach
+    rate, bias, reach = terms(discrepancy)
     if kind not in KINDS:
         raise DataError(f"kind={kind!r}; choose 'mean' (the law) or 'new_run' (one new run).")
     levels = _levels(levels)

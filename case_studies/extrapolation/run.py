@@ -129,7 +129,7 @@ and calibrated (the default). Values are losses as published in each data set.
 """)
 
 
-def bootstrap_one(bs, df, kw: dict, cuts: int, resamples: int, seed: int = 0) -> pd.DataFrame:
+def bootstrap_one(df, kw: dict, cuts: int, resamples: int, seed: int = 0) -> pd.DataFrame:
     """The field's practice at the same rolling origins: per family, Chinchilla fitted by Epoch's
     Huber loss from a grid of starts, then refitted to ``resamples`` bootstrap resamples of the
     runs (warm-started at the full fit); percentile bands of the law's forecast."""
@@ -137,7 +137,9 @@ def bootstrap_one(bs, df, kw: dict, cuts: int, resamples: int, seed: int = 0) ->
 
     from bayescale.backtest import origins
 
-    sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))
+    benchmarks = str(HERE.parents[1] / "benchmarks")
+    if benchmarks not in sys.path:
+        sys.path.insert(0, benchmarks)
     from bench_bootstrap import GRID, fit_from  # Epoch's objective, shared with the benchmark
 
     starts = list(itertools.product(*(g[1::3] for g in GRID)))  # 32 of its 4,500 starts
@@ -186,7 +188,7 @@ def bootstrap_report(bs, out: Path, args) -> None:
     for name in names:
         df, kw = table[name]
         started = time.perf_counter()
-        parts.append(bootstrap_one(bs, df.reset_index(drop=True), kw, args.cuts, args.bootstrap)
+        parts.append(bootstrap_one(df.reset_index(drop=True), kw, args.cuts, args.bootstrap)
                      .assign(dataset=name))
         seconds[name] = time.perf_counter() - started
         print(f"{name}: {seconds[name]:.0f} s", file=sys.stderr)
