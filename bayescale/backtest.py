@@ -342,7 +342,7 @@ def _rolling(df, law, cuts, kinds, levels, seed, discrepancy, executor, xmap, gr
         raise DataError("rolling backtest: no origin leaves rows to fit and rows to forecast; "
                         "the data need a spread of compute.")
     options = {k: v for k, v in fit_kwargs.items() if k != "progress"}
-    fits = fit_many(frames, law=law, seed=seed, executor=executor, **options)
+    fits = fit_many(frames, law=law, seed=seed, executor=executor, pad=True, **options)
     rates = [nested(frame, law, seed, executor, options) for frame in frames] \
         if discrepancy == "calibrate" else [discrepancy] * len(frames)
     parts = []

@@ -30,7 +30,7 @@ from . import inference
 from .errors import BayescaleError, FitError
 from .fit import default_target_accept, dense_sites, finish, gated, setup
 from .law import Law, resolve
-from .model import build, choose_centring, partial_names
+from .model import build, choose_centring, model_data, pad_rows, partial_names
 
 CHUNK = 8  # data sets per executor task: each task compiles its programs once
 
@@ -39,8 +39,9 @@ def _shape_key(law, s, data: dict) -> tuple:
     """What decides the compiled program: pooling, sizes, references and array shapes."""
     shapes = tuple((path, np.shape(v)) for path, v in jax.tree_util.tree_leaves_with_path(data))
     pooling = tuple(sorted((p, s.pool(p)) for p in law.parameters))
-    return (pooling, s.n_families, s.n_runs, s.likelihood, s.centring, s.refs, tuple(partial_names(s)),
-            str(shapes))
+    # the references' values are model data, so only their names shape the program
+    return (pooling, s.n_families, s.n_runs, s.likelihood, s.centring, tuple(k for k, _ in s.refs),
+            tuple(partial_names(s)), str(shapes))
 
 
 def fit_many(frames, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=None,
@@ -48,7 +49,7 @@ def fit_many(frames, law="chinchilla", y: str = "loss", x=None, group=None, run=
              draws: int = 1000, seed: int = 0, parameterization: str = "auto",
              min_rows_per_family: int = 2, check_units: bool = True,
              target_accept: float | None = None, device=None, vectorize: bool | None = None,
-             executor=None, chunk: int = CHUNK):
+             executor=None, chunk: int = CHUNK, pad: bool = False):
     """Fit ``law`` to each data set of ``frames``, compiling once per model shape.
 
     Parameters
@@ -83,6 +84,12 @@ min_rows_per_family, check_units, target_accept
         process pool must spawn its workers (JAX is not fork-safe).
     chunk : int
         Data sets per task on an executor: each task compiles once.
+    pad : bool
+        Pad every data set to the largest one's row count, the padding masked out
+        of the likelihood (:func:`bayescale.model.pad_rows`), so that data sets
+        that differ only in their number of rows share one compiled program: for
+        nested subsets of one data set (rolling-origin backtests), where
+        compiling dominates.  Each gradient then costs the largest data set's.
 
     Returns
     -------
@@ -111,7 +118,7 @@ min_rows_per_family, check_units, target_accept
         raise BayescaleError("fit_many needs a non-empty list (or dict) of DataFrames.")
     base = resolve(law)
     options = fit_options(y, x, group, run, se, pool, likelihood, chains, warmup, draws, parameterization,
-                          min_rows_per_family, check_units, target_accept, device, vectorize)
+                          min_rows_per_family, check_units, target_accept, device, vectorize, pad)
     prepared, groups = _prepare(dict(enumerate(items)), base, options, names)
     if executor is None or executor == "serial":
         fits = _fit_prepared(prepared, groups, base, options, seed, names)
@@ -122,13 +129,14 @@ min_rows_per_family, check_units, target_accept
 
 
 def fit_options(y, x, group, run, se, pool, likelihood, chains, warmup, draws, parameterization,
-                min_rows_per_family, check_units, target_accept, device=None, vectorize=None) -> dict:
+                min_rows_per_family, check_units, target_accept, device=None, vectorize=None,
+                pad=False) -> dict:
     """The options of :func:`fit_many` as one plain dict, the form tasks receive them in."""
     return {"y": y, "x": x, "group": group, "run": run, "se": se, "pool": pool,
             "likelihood": likelihood, "chains": chains, "warmup": warmup, "draws": draws,
             "parameterization": parameterization, "min_rows_per_family": min_rows_per_family,
             "check_units": check_units, "target_accept": target_accept, "device": device,
-            "vectorize": vectorize}
+            "vectorize": vectorize, "pad": pad}
 
 
 def setup_with(df, base, o: dict):
@@ -147,7 +155,11 @@ def _prepare(frames: dict, base, options: dict, names=None) -> tuple[dict, dict]
         except BayescaleError as exc:
             label = names[i] if names is not None else i
             raise type(exc)(f"data set {label!r}: {exc}") from None
-        law_i, _, s_i, data_i = prepared[i]
+    if o.get("pad"):
+        rows = max(len(design.y) for _, design, _, _ in prepared.values())
+        prepared = {i: (law_i, design, s_i, pad_rows(data_i, rows))
+                    for i, (law_i, design, s_i, data_i) in prepared.items()}
+    for i, (law_i, _, s_i, data_i) in prepared.items():
         groups.setdefault(_shape_key(law_i, s_i, data_i), []).append(i)
     return prepared, groups
 
@@ -275,7 +287,8 @@ class _Group:
                 if not self.vectorize:  # one at a time, so on_fit hears of each fit as it ends
                     draws = {i: jax.tree.map(np.asarray, program(keys[i][1], modes[i], data))}
                 info = settings | {"data_set": i, "target_accept": accept, "centring": dict(centring)}
-                fits[i] = finish(law, design, s_i, inference.Draws(model, data, *draws[i]), info,
+                real = model_data(design) if "mask" in data else data  # the fit keeps its own rows
+                fits[i] = finish(law, design, s_i, inference.Draws(model, real, *draws[i]), info,
                                  started)
                 if on_fit is not None:
                     on_fit(i, fits[i])

@@ -84,10 +84,37 @@ def model_data(design: Design) -> dict:
         "se_log": jnp.asarray(design.se_log),
         "floor": jnp.asarray(design.floor()),
         "y_link": jnp.asarray(design.outcome.forward(design.y)),
+        # data, not part of the program, so data sets that differ only in their references
+        # share one compiled program (bs.fit_many)
+        "refs": {f"{k}_ref": jnp.asarray(v) for k, v in design.refs.items()},
     }
 
 
-def family_values(s: Structure, floor):
+ROW_ARGS = ("family_idx", "run_idx", "se_log", "y_link")  # per-row model arguments, with inputs
+
+
+def pad_rows(data: dict, rows: int) -> dict:
+    """``data`` padded to ``rows`` observations, the padding masked out of the likelihood.
+
+    The padding repeats the first row, so every value stays valid; a ``mask``
+    argument marks the real rows.  Data sets of different sizes padded to one
+    size share one compiled program (``bs.fit_many(..., pad=True)``).
+    """
+    n = int(np.shape(data["family_idx"])[0])
+    if rows < n:
+        raise ValueError(f"pad_rows: cannot pad {n} rows to {rows}.")
+
+    def grow(v):  # numpy, so padding compiles nothing
+        v = np.asarray(v)
+        return jnp.asarray(np.concatenate([v, np.broadcast_to(v[:1], (rows - n, *v.shape[1:]))]))
+
+    out = dict(data, inputs={k: grow(v) for k, v in data["inputs"].items()})
+    out |= {k: grow(data[k]) for k in ROW_ARGS if k in data}
+    out["mask"] = jnp.asarray(np.arange(rows) < n)
+    return out
+
+
+def family_values(s: Structure, floor, refs: dict):
     """Sample every law parameter per family; returns name -> array of shape (families,)."""
     values = {}
     for p in s.law.parameters.values():
@@ -104,7 +131,6 @@ def family_values(s: Structure, floor):
             with numpyro.plate("family", s.n_families):
                 z = numpyro.sample(f"{p.name}_z", dist.Normal(pop, tau))
         values[p.name] = numpyro.deterministic(p.name, p.prior.to_natural(z, floor))
-    refs = {f"{k}_ref": v for k, v in s.refs}
     for name, f in s.law.report.items():
         numpyro.deterministic(name, jnp.broadcast_to(f(values | refs), (s.n_families,)))
     return values
@@ -115,8 +141,8 @@ def law_mean(law: Law, values: dict, inputs: dict, xp=jnp):
     return law.outcome.clip(law.formula(values | inputs, xp), xp)
 
 
-def _model(inputs, family_idx, run_idx, se_log, floor, y_link=None, *, s: Structure):
-    values = family_values(s, floor)
+def _model(inputs, family_idx, run_idx, se_log, floor, refs, y_link=None, mask=None, *, s: Structure):
+    values = family_values(s, floor, refs)
     mu = law_mean(s.law, {k: v[family_idx] for k, v in values.items()}, inputs)
     mean_log = s.law.outcome.forward(mu, jnp)
     if s.n_runs:
@@ -132,7 +158,7 @@ def _model(inputs, family_idx, run_idx, se_log, floor, y_link=None, *, s: Struct
     else:
         noise = dist.Normal(mean_log, scale)
     with numpyro.plate("obs", mean_log.shape[0]):
-        numpyro.sample(OBS, noise, obs=y_link)
+        numpyro.sample(OBS, noise if mask is None else noise.mask(mask), obs=y_link)
 
 
 def partial_names(s: Structure) -> list[str]:

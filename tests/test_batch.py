@@ -83,6 +83,31 @@ def test_fit_many_compiles_once_per_shape():
     assert three <= one + 2, (one, three)
 
 
+def test_padded_subsets_share_one_program_and_keep_their_own_rows(monkeypatch):
+    from bayescale import inference
+
+    df = _frames(1)[0]
+    nested = [df.iloc[:n] for n in (10, 15, 20, 25)]  # rows sorted by x: rolling-origin subsets
+    built = []
+    original = inference.nuts_program
+    monkeypatch.setattr(inference, "nuts_program", lambda *a, **k: built.append(1) or original(*a, **k))
+    small = SMALL | {"warmup": 50, "draws": 50}
+    bs.fit_many(nested, seed=1, **small)
+    apart, built[:] = len(built), []
+    bs.fit_many(nested, seed=1, pad=True, **small)
+    # one jitted NUTS program per shape and parameterisation: four row counts, four programs;
+    # padded to one row count, one
+    assert (apart, len(built)) == (4, 1)
+    fits = bs.fit_many(nested[:2], seed=2, pad=True, **SMALL)
+    plain = bs.fit_many(nested[:2], seed=2, **SMALL)
+    for f, g, frame in zip(fits, plain, nested):
+        assert f.idata.log_likelihood["y_link"].sizes["obs"] == len(frame) == len(f.design.y)
+        for name in ("E", "alpha", "sigma"):  # the padding is masked out: the same posterior
+            a, b = (x.summary().set_index("parameter").loc[name] for x in (f, g))
+            mcse = np.hypot(a["sd"] / np.sqrt(a["ess_bulk"]), b["sd"] / np.sqrt(b["ess_bulk"]))
+            assert abs(a["mean"] - b["mean"]) < 4 * mcse, (name, a["mean"], b["mean"], mcse)
+
+
 def test_fit_many_is_reproducible_and_keeps_mapping_keys():
     frames = _frames(2)
     small = SMALL | {"warmup": 50, "draws": 50}
