@@ -83,10 +83,12 @@ def format_calibration(kept: dict | None) -> str:
         return "Forecasts beyond the data carry the law-only band (no calibration was asked for)."
     if "skipped" in kept:
         return f"Forecasts beyond the data carry the law-only band: no calibration ({kept['skipped']})."
-    bias = kept.get("bias", 0.0)
+    bias, curve, dof = kept.get("bias", 0.0), kept.get("curvature") or 0.0, kept.get("dof")
     return (f"Extrapolation calibrated by {kept['origins']} rolling origins inside the data: the "
             f"law's own error grows by {f'{bias:+.4f} ' if bias else ''}+- {kept['rate']:.4f} (link "
-            f"scale) per decade beyond the data, measured up to {kept['reach']:.2f} decades.")
+            f"scale) per decade{f' and {curve:.4f} per squared decade' if curve else ''} beyond the "
+            f"data{f', Student-t tails ({dof:g} dof)' if dof else ''}, measured up to "
+            f"{kept['reach']:.2f} decades.")
 
 
 def format_verdict(fit) -> list[str]:

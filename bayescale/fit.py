@@ -277,11 +277,12 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
         ``True`` also measure how fast the law's own error grows beyond the data
         (:func:`bayescale.calibrate`: 3 rolling origins inside these data, each
         one more fit with these settings but at most 2 chains x (500 + 500)
-        draws) and keep its rate with the fit, so that :meth:`Fit.predict`
-        widens its bands with extrapolation distance.  When the data are too few
-        or too narrow in compute for a rolling backtest, ``"auto"`` falls back to
-        law-only bands and says why in ``fit.settings["extrapolation"]["skipped"]``,
-        where ``True`` raises.  A
+        draws, all three through one compiled program) and keep its terms (a
+        rate per decade, a curvature per squared decade, Student-t tails) with the
+        fit, so that :meth:`Fit.predict` widens its bands with extrapolation
+        distance.  When the data are too few or too narrow in compute for a
+        rolling backtest, ``"auto"`` falls back to law-only bands and says why
+        in ``fit.settings["extrapolation"]["skipped"]``, where ``True`` raises.  A
         :class:`~bayescale.calibrate.Calibration` is kept as given; ``False``
         gives law-only bands.  The environment variable
         ``BAYESCALE_EXTRAPOLATION=off`` turns ``"auto"`` into ``False`` (for

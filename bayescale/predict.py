@@ -9,6 +9,7 @@ carries the between-family spread.
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -76,7 +77,7 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
     ``discrepancy`` is a rate (link-scale sd per decade) or a calibration with
     ``rate``, ``bias`` and ``reach`` (:func:`terms`).
     """
-    rate, bias, reach = terms(discrepancy)
+    rate, bias, reach, curvature, dof = terms(discrepancy)
     if kind not in KINDS:
         raise DataError(f"kind={kind!r}; choose 'mean' (the law) or 'new_run' (one new run).")
     levels = _levels(levels)
@@ -109,8 +110,8 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
         for key, value in extrapolation(design, {k: v[rows] for k, v in inputs.items()}, family).items():
             extra.setdefault(key, np.zeros(len(new)))[rows] = value
     dist = np.broadcast_to(np.asarray(distance(extra), dtype=float), len(new))
-    if rate or bias:
-        result = widen(result, dist, rate, s.law.outcome, rng, bias)
+    if rate or bias or curvature:
+        result = widen(result, dist, rate, s.law.outcome, rng, bias, curvature, dof)
     out = new.copy()
     out["family"] = families
     out["mean"], out["median"] = result.mean(0), np.median(result, 0)
@@ -141,24 +142,40 @@ def distance(extra: dict) -> np.ndarray:
     return np.max(np.stack(list(extra.values())), axis=0) if extra else 0.0
 
 
-def terms(discrepancy) -> tuple[float, float, float | None]:
-    """``(rate, bias, reach)`` of a discrepancy: a plain rate (no bias, no reach) or an
-    object with ``rate`` and optionally ``bias`` and ``reach`` (a Calibration, or a fit's record)."""
+class Terms(NamedTuple):
+    """The law's own error beyond the data, per decade of extrapolation (link scale)."""
+
+    rate: float
+    bias: float = 0.0
+    reach: float | None = None
+    curvature: float = 0.0
+    dof: float | None = None  # Student-t degrees of freedom; None: normal
+
+
+def terms(discrepancy) -> Terms:
+    """:class:`Terms` of a discrepancy: a plain rate (normal, no bias, reach or curvature) or an
+    object with ``rate`` and optionally the other terms (a Calibration, or a fit's record)."""
+    names = Terms._fields[1:]
     if isinstance(discrepancy, dict):
-        return float(discrepancy["rate"]), float(discrepancy.get("bias", 0.0)), discrepancy.get("reach")
+        got = {k: discrepancy.get(k) for k in names}
+        return Terms(float(discrepancy["rate"]), float(got["bias"] or 0.0), got["reach"],
+                     float(got["curvature"] or 0.0), got["dof"])
     if hasattr(discrepancy, "rate"):
-        return (float(discrepancy.rate), float(getattr(discrepancy, "bias", 0.0)),
-                getattr(discrepancy, "reach", None))
+        got = {k: getattr(discrepancy, k, None) for k in names}
+        return Terms(float(discrepancy.rate), float(got["bias"] or 0.0), got["reach"],
+                     float(got["curvature"] or 0.0), got["dof"])
     try:
-        return float(discrepancy), 0.0, None
+        return Terms(float(discrepancy))
     except (TypeError, ValueError):
         raise DataError(f"discrepancy={discrepancy!r}: pass a rate >= 0 or a bayescale.calibrate "
                         f"result.") from None
 
 
-def widen(result: np.ndarray, decades, rate: float, outcome, rng, bias: float = 0.0) -> np.ndarray:
+def widen(result: np.ndarray, decades, rate: float, outcome, rng, bias: float = 0.0,
+          curvature: float = 0.0, dof: float | None = None) -> np.ndarray:
     """Add the law's own error beyond the data: a link-scale shift of ``bias * decades``
-    and noise of sd ``rate * decades``.
+    and noise of scale ``sqrt(rate^2 decades^2 + curvature^2 decades^4)``, normal or, with
+    ``dof``, Student-t.
 
     See :mod:`bayescale.calibrate`, which measures both out of sample.
     """
@@ -166,8 +183,15 @@ def widen(result: np.ndarray, decades, rate: float, outcome, rng, bias: float = 
         raise DataError(f"discrepancy={rate!r} must be a rate >= 0 (link-scale sd per decade).")
     if not np.isfinite(bias):
         raise DataError(f"discrepancy bias={bias!r} must be a finite number (link scale per decade).")
+    if not np.isfinite(curvature) or curvature < 0:
+        raise DataError(f"discrepancy curvature={curvature!r} must be >= 0 (link-scale sd per squared "
+                        f"decade).")
+    if dof is not None and not (np.isfinite(dof) and dof > 0):
+        raise DataError(f"discrepancy dof={dof!r} must be a positive number (or None for normal tails).")
     d = np.asarray(decades, dtype=float)
-    return outcome.inverse(outcome.forward(result) + d * (bias + rate * rng.standard_normal(result.shape)))
+    scale = d * np.sqrt(rate**2 + (curvature * d) ** 2)
+    noise = rng.standard_normal(result.shape) if dof is None else rng.standard_t(dof, result.shape)
+    return outcome.inverse(outcome.forward(result) + d * bias + scale * noise)
 
 
 def _target_se(new: pd.DataFrame, design: Design, n: int) -> np.ndarray:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import bayescale as bs
 from bayescale.calibrate import discrepancy_rate, errors, estimate
 from bayescale.errors import DataError, ExtrapolationWarning
 from bayescale.outcome import Outcome
-from bayescale.predict import widen
+from bayescale.predict import terms, widen
 
 KW = dict(y="loss", x="x", chains=2, warmup=300, draws=300, seed=0, progress=False)
 
@@ -57,13 +59,16 @@ def test_misfit_law_gets_a_positive_rate_that_restores_coverage(bent):
     assert _coverage(fit, test, 0.0) < 0.5  # the plain band misses the bent upper decade
     # The 8 held-out rows share one systematic error, so their coverage is all or nothing
     # around one z-score: check that z.  Plain, the error is many band sds out; widened by
-    # the rate measured inside the training data, it lies inside the central 95% band.
+    # the rate and curvature measured inside the training data, it lies inside the central
+    # 95% band (normal, which the Student-t of the calibration only widens).
     e = errors(fit, test)
     plain = np.abs(e["error"]) / e["band_sd"]
     shifted = e["error"] - cal.bias * e["decades"]
-    widened = np.abs(shifted) / np.sqrt(e["band_sd"] ** 2 + (cal.rate * e["decades"]) ** 2)
+    d = e["decades"]
+    widened = np.abs(shifted) / np.sqrt(e["band_sd"] ** 2 + d**2 * (cal.rate**2 + (cal.curvature * d) ** 2))
     assert plain.min() > 2.0, plain.to_numpy()
     assert widened.max() < 1.96, widened.to_numpy()
+    assert cal.dof == 3  # one misfit per origin
     # a steepening exponent makes the law over-predict the loss beyond the data: truth below
     # the forecast, a negative bias per decade when asked for (from 3 origins, too uncertain
     # to do more than move the band: its sd, the rate beyond the scatter, is larger than it)
@@ -123,7 +128,7 @@ def test_fit_predicts_with_its_calibration_unless_told_not_to(bent, tmp_path):
         explicit = fit.predict(far, kind="new_run", levels=(0.9,), discrepancy=cal)
         biased = estimate(cal.rows, cal.fit, bias=True)
         shifted = fit.predict(far, kind="new_run", levels=(0.9,), discrepancy=biased)
-        unbiased = fit.predict(far, kind="new_run", levels=(0.9,), discrepancy=biased.rate)
+        unbiased = fit.predict(far, kind="new_run", levels=(0.9,), discrepancy=replace(biased, bias=0.0))
     width = lambda p: float(p["hi90"].iloc[0] - p["lo90"].iloc[0])  # noqa: E731
     assert width(default) == width(explicit) > 2 * width(law_only)
     # a bias moves the whole band by exp(bias * distance) on the log link, the same draws
@@ -185,19 +190,49 @@ def test_widen_is_identity_at_rate_zero_and_grows_with_distance():
     np.testing.assert_allclose(shifted[0], 2.0 * np.exp([0.0, -0.1, -0.2]))
 
 
-def _simulated_errors(bias, scatter, origins=40, per_origin=8, seed=0):
+def test_widen_with_curvature_grows_with_the_square_of_distance():
+    rng = np.random.default_rng(1)
+    draws = np.full((4000, 3), 2.0)
+    out = widen(draws, np.array([0.0, 1.0, 2.0]), 0.03, Outcome.named("positive"), rng, curvature=0.02)
+    sd = np.log(out).std(0)
+    # sd = d * sqrt(rate^2 + curvature^2 d^2): 0.036 at 1 decade, 0.1 at 2; 4000 draws: ~1.2%
+    assert np.all(out[:, 0] == 2.0)
+    np.testing.assert_allclose(sd[1:], [np.hypot(0.03, 0.02), 2 * np.hypot(0.03, 0.04)], rtol=0.05)
+    with pytest.raises(DataError, match="curvature"):
+        widen(draws, np.ones(3), 0.0, Outcome.named("positive"), rng, curvature=-0.1)
+    # Student-t tails: the same scale, quantiles of t(3) (the 95% point 2.35 scales, not 1.64)
+    heavy = np.log(widen(draws, np.array([0.0, 1.0, 2.0]), 0.03, Outcome.named("positive"), rng, dof=3.0))
+    q = np.quantile(heavy[:, 1] - np.log(2.0), 0.95) / np.hypot(0.03, 0.0)
+    assert q == pytest.approx(stats.t.ppf(0.95, 3), rel=0.1)  # 4000 draws: the sample quantile has sd ~4%
+    with pytest.raises(DataError, match="dof"):
+        widen(draws, np.ones(3), 0.01, Outcome.named("positive"), rng, dof=0.0)
+
+
+def test_terms_reads_the_curvature_of_a_calibration_and_of_a_record():
+    cal = estimate(_simulated_errors(0.0, 0.0, curvature=0.01), fit=None, curvature=True)
+    assert terms(cal)[3] == cal.curvature > 0
+    assert terms(cal.record()) == terms(cal) == (cal.rate, 0.0, cal.reach, cal.curvature, 40.0)
+    assert terms(0.02) == (0.02, 0.0, None, 0.0, None)
+    normal = estimate(_simulated_errors(0.0, 0.01), fit=None, tails="normal")
+    assert normal.dof is None and "t(" not in repr(normal) and "t(40)" in repr(cal)
+    with pytest.raises(DataError, match="tails="):
+        estimate(_simulated_errors(0.0, 0.01), fit=None, tails="cauchy")
+
+
+def _simulated_errors(bias, scatter, origins=40, per_origin=8, seed=0, curvature=0.0):
     """Held-out rows whose errors follow the calibration model exactly, band sd 0.01."""
     rng = np.random.default_rng(seed)
     d = np.tile(np.linspace(0.2, 1.6, per_origin), origins)
     s = np.full(d.shape, 0.01)
-    e = bias * d + rng.standard_normal(d.shape) * np.sqrt(s**2 + (scatter * d) ** 2)
+    spread = np.sqrt(s**2 + (scatter * d) ** 2 + (curvature * d**2) ** 2)
+    e = bias * d + rng.standard_normal(d.shape) * spread
     return pd.DataFrame({"decades": d, "error": e, "band_sd": s,
                          "origin": np.repeat(np.arange(origins), per_origin)})
 
 
 def test_estimate_recovers_bias_and_scatter_of_simulated_errors():
     rows = _simulated_errors(bias=-0.02, scatter=0.01)
-    cal = estimate(rows, fit=None, bias=True)
+    cal = estimate(rows, fit=None, bias=True, curvature=False)
     # independent rows here, so the bias's sd is that of weighted least squares (~0.0009 at
     # these weights); the scatter's is ~0.0008 (200 seeds): both within 4 sd
     # the calibration's own bias sd treats each origin as one row, so it is wider
@@ -206,8 +241,21 @@ def test_estimate_recovers_bias_and_scatter_of_simulated_errors():
     assert cal.bias == pytest.approx(-0.02, abs=4 * sd)
     assert cal.scatter == pytest.approx(0.01, abs=4 * 0.0008)
     assert cal.rate > cal.scatter
-    plain = estimate(rows, fit=None)
+    plain = estimate(rows, fit=None, curvature=False)
     assert plain.bias == 0.0 and plain.rate > cal.scatter  # without a bias, the scatter absorbs it
+
+
+def test_estimate_tells_curvature_from_linear_growth():
+    # 1280 rows; root-mean-square errors over 200 seeds (the sd plus the pull of the bound at
+    # 0): quadratic truth, curvature 0.0007; linear truth, scatter 0.0009.  The other term of
+    # each is weakly identified at these distances (rms 0.003 and 0.002), so it is not tested
+    curved = estimate(_simulated_errors(0.0, 0.0, origins=160, curvature=0.01), fit=None, curvature=True)
+    assert curved.curvature == pytest.approx(0.01, abs=4 * 0.0007)
+    straight = estimate(_simulated_errors(0.0, 0.01, origins=160), fit=None, curvature=True)
+    assert straight.scatter == pytest.approx(0.01, abs=4 * 0.0009)
+    assert straight.curvature < curved.curvature - 4 * 0.0007
+    assert "curvature" in repr(curved)
+    assert estimate(_simulated_errors(0.0, 0.01), fit=None, curvature=False).curvature == 0
 
 
 def test_rows_inside_the_data_are_refused(bent):

@@ -239,13 +239,15 @@ def backtest_one(bs, df, kw: dict, cuts: int, sampler: dict, seed: int = 0) -> p
         for cut, (fitted, cal) in enumerate(zip(bt.fits, bt.calibrations)):
             rows = calibrated[calibrated["cut"] == cut]
             test = df.loc[rows["row"].to_numpy()]
-            biased = estimate(cal.rows, cal.fit, bias=True) if isinstance(cal, Calibration) else 0.0
-            for method, discrepancy in methods(cal, biased):
+            measured = isinstance(cal, Calibration)
+            linear = estimate(cal.rows, cal.fit, curvature=False, tails="normal") if measured else 0.0
+            biased = estimate(cal.rows, cal.fit, bias=True) if measured else 0.0
+            for method, discrepancy in methods(cal, linear, biased):
                 part = score(fitted, test, ("new_run",), LEVELS, seed, discrepancy)
                 part.insert(1, "cut", cut)
                 for col in ("frontier", "distance", "distance_bin"):
                     part[col] = rows[col].to_numpy()
-                part["rate"], part["bias"] = terms(discrepancy)[:2]
+                part["rate"], part["bias"], _, part["curvature"], part["dof"] = terms(discrepancy)
                 part["crps"] = crps(fitted, test, discrepancy, seed)
                 parts.append(part.assign(method=method))
     out = pd.concat(parts, ignore_index=True)
@@ -256,10 +258,11 @@ def backtest_one(bs, df, kw: dict, cuts: int, sampler: dict, seed: int = 0) -> p
     return out
 
 
-def methods(cal, biased):
-    """(name, discrepancy) of each method scored at one origin: the law-only band; the
-    calibration of ``bs.fit`` (by default); and the same with a bias (``bias=True``)."""
-    return (("plain", 0.0), ("calibrated", cal), ("with bias", biased))
+def methods(cal, linear, biased):
+    """(name, discrepancy) of each method scored at one origin: the law-only band; an error
+    growing linearly with normal tails (``curvature=False, tails="normal"``); the calibration
+    of ``bs.fit`` (by default); and the same with a bias (``bias=True``)."""
+    return (("plain", 0.0), ("linear, normal", linear), ("calibrated", cal), ("with bias", biased))
 
 
 def crps(fitted, test: pd.DataFrame, discrepancy, seed: int) -> np.ndarray:
@@ -312,7 +315,8 @@ def figures(t: pd.DataFrame, out: Path) -> None:
     fig, axes = plt.subplots(1, len(LEVELS), figsize=(3.2 * len(LEVELS), 3.0), sharey=True)
     for ax, level in zip(axes, LEVELS):
         pct = f"{round(level * 100)}"
-        for method, style in (("plain", "o--"), ("calibrated", "s-"), ("with bias", "^:")):
+        for method, style in (("plain", "o--"), ("linear, normal", "d-."), ("calibrated", "s-"),
+                              ("with bias", "^:")):
             part = t[t["method"] == method]
             cov = part.groupby("distance_bin", observed=True)[f"in_{pct}"].mean()
             mids = [(iv.left + iv.right) / 2 if np.isfinite(iv.right) else iv.left + 0.25
@@ -351,6 +355,9 @@ def main(argv=None) -> int:
     parser.add_argument("--bootstrap", type=int, default=0, metavar="RESAMPLES",
                         help="score the bootstrap of the Huber point fit instead, on the Chinchilla "
                              "data sets (BOOTSTRAP.md)")
+    parser.add_argument("--table", default=None, metavar="FILE",
+                        help="also write the per-target scores to FILE (csv; keep it outside the "
+                             "project: two of the data sets have no license)")
     args = parser.parse_args(argv)
     import bayescale as bs
 
@@ -378,6 +385,8 @@ def main(argv=None) -> int:
     t = pd.concat(parts, ignore_index=True)
     t["distance_bin"] = pd.cut(t["distance"], BINS)
     figures(t, out)
+    if args.table:
+        t.to_csv(args.table, index=False)
     (out / "RESULTS.md").write_text(report(t, table, names, seconds, sampler, args))
     return 0
 
@@ -401,13 +410,17 @@ def report(t, table, names, seconds, sampler, args) -> str:
     per_bin = summary(t, ["method", "distance_bin"])
     per_set_bin = summary(t[t["distance"] <= 1.5], ["dataset", "method"])
     rates = (t[t["method"] == "calibrated"].groupby(["dataset", "cut"])
-             .agg(frontier=("frontier", "first"), rate=("rate", "first"), gate_passed=("ok", "first"),
+             .agg(frontier=("frontier", "first"), rate=("rate", "first"),
+                  curvature=("curvature", "first"), dof=("dof", "first"), gate_passed=("ok", "first"),
                   targets=("row", "size")).reset_index())
     biased = (t[t["method"] == "with bias"].groupby(["dataset", "cut"])
               .agg(rate_with_bias=("rate", "first"), bias=("bias", "first")).reset_index())
-    rates = rates.merge(biased, on=["dataset", "cut"])
+    linear = (t[t["method"] == "linear, normal"].groupby(["dataset", "cut"])
+              .agg(linear_rate=("rate", "first")).reset_index())
+    rates = rates.merge(biased, on=["dataset", "cut"]).merge(linear, on=["dataset", "cut"])
     rates["frontier"] = rates["frontier"].map(lambda v: f"{v:.3g}")
-    rates[["rate", "rate_with_bias", "bias"]] = rates[["rate", "rate_with_bias", "bias"]].round(4)
+    numbers = ["rate", "curvature", "rate_with_bias", "bias", "linear_rate"]
+    rates[numbers] = rates[numbers].round(4)
     setup = "\n".join(f"- `{n}`: {len(table[n][0])} rows, law `{table[n][1]['law']}`, "
                       f"y `{table[n][1]['y']}`, group `{table[n][1].get('group')}`; {seconds[n]:.0f} s"
                       for n in names)
@@ -418,12 +431,17 @@ def report(t, table, names, seconds, sampler, args) -> str:
 compute), {sampler['chains']} chains x ({sampler['warmup']} + {sampler['draws']}) per fit, band of
 one new run (`kind="new_run"`).
 
-Each origin's fit forecasts every run beyond it; each forecast is scored three times from
-the same fit: **plain** (law-only band); **calibrated** (widened at the sd per decade
-that a rolling backtest nested inside that origin's training rows measured, 3 inner
-origins: what `bs.fit` does by default); **with bias** (also shifted by the mean error
-per decade that the same nested backtest measured, and widened by that bias's own
-uncertainty: `bs.calibrate(..., bias=True)`). Nothing beyond an origin is used for its
+Each origin's fit forecasts every run beyond it; each forecast is scored four times from
+the same fit: **plain** (law-only band); **linear, normal** (widened by normal noise of
+sd `rate * d` at `d` decades, the rate measured by a rolling backtest nested inside that
+origin's training rows, 3 inner origins: `bs.calibrate(..., curvature=False,
+tails="normal")`); **calibrated** (what `bs.fit` does by default: the same nested
+errors fit a scale `d * sqrt(rate^2 + curvature^2 d^2)`, the second term growing as a
+drifting exponent makes the error grow, and the noise is Student-t with as many degrees
+of freedom as inner origins, since the scale is learned from that many misfits); **with
+bias** (also shifted by the mean error per decade that the same nested backtest
+measured, and widened by that bias's own uncertainty: `bs.calibrate(..., bias=True)`).
+Nothing beyond an origin is used for its
 forecast. Distance: decades of compute beyond the origin (of examples seen for
 `revisiting_nsl`; the discrepancy itself is applied per family, by `predict`'s
 `distance`). Interval score of the 90% band (Gneiting & Raftery 2007) and CRPS from the
