@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .data import Design, law_inputs, require_column
 from .errors import DataError, ExtrapolationWarning
@@ -20,6 +21,7 @@ from .model import Structure, law_mean
 
 KINDS = ("mean", "new_run")
 FAR_DECADES = 2.0  # warn beyond this many decades outside the data
+TAIL = 0.001  # Student-t discrepancy draws are cut at this quantile each side (see widen)
 
 
 def draws(posterior, name: str) -> np.ndarray:
@@ -175,7 +177,8 @@ def widen(result: np.ndarray, decades, rate: float, outcome, rng, bias: float = 
           curvature: float = 0.0, dof: float | None = None) -> np.ndarray:
     """Add the law's own error beyond the data: a link-scale shift of ``bias * decades``
     and noise of scale ``sqrt(rate^2 decades^2 + curvature^2 decades^4)``, normal or, with
-    ``dof``, Student-t.
+    ``dof``, Student-t cut at its :data:`TAIL` quantiles (on the outcome scale an uncut
+    Student-t on the log link has no finite mean; no band up to 99.8% changes).
 
     See :mod:`bayescale.calibrate`, which measures both out of sample.
     """
@@ -190,7 +193,10 @@ def widen(result: np.ndarray, decades, rate: float, outcome, rng, bias: float = 
         raise DataError(f"discrepancy dof={dof!r} must be a positive number (or None for normal tails).")
     d = np.asarray(decades, dtype=float)
     scale = d * np.sqrt(rate**2 + (curvature * d) ** 2)
-    noise = rng.standard_normal(result.shape) if dof is None else rng.standard_t(dof, result.shape)
+    if dof is None:
+        noise = rng.standard_normal(result.shape)
+    else:  # by its inverse CDF, cut at TAIL each side: exp() of a Student-t has no finite mean
+        noise = stats.t.ppf(rng.uniform(TAIL, 1 - TAIL, result.shape), dof)
     return outcome.inverse(outcome.forward(result) + d * bias + scale * noise)
 
 
