@@ -86,8 +86,8 @@ class Calibration:
     Attributes
     ----------
     rate : float
-        Link-scale sd of the law's error per decade of extrapolation: its scatter
-        and the uncertainty of ``bias``, in quadrature.
+        Link-scale scale of the law's error per decade of extrapolation (its sd with
+        normal tails): its scatter and the uncertainty of ``bias``, in quadrature.
     reach : float
         The farthest extrapolation (decades) among the held-out rows: the
         distance up to which the rate was measured rather than assumed.
@@ -130,8 +130,7 @@ class Calibration:
     def record(self) -> dict:
         """What a fit keeps of the calibration (plain numbers, saved with the fit)."""
         return {"rate": self.rate, "bias": self.bias, "curvature": self.curvature, "dof": self.dof,
-                "reach": self.reach,
-                "rows": int(len(self.rows)),
+                "reach": self.reach, "rows": int(len(self.rows)),
                 "origins": int(self.rows["origin"].nunique())}
 
 

@@ -107,8 +107,9 @@ class Fit:
         discrepancy : float or Calibration, optional
             Rate at which the law's own error grows beyond the data (link-scale sd
             per decade of extrapolation), or a :func:`bayescale.calibrate` result,
-            which also shifts the band by its ``bias`` per decade (``bias=True``);
-            overrides the fit's own calibration.  0 trusts the law's form exactly.
+            which also widens it by its ``curvature`` per squared decade, with
+            Student-t tails of its ``dof``, and shifts it by its ``bias`` per decade
+            (``bias=True``); overrides the fit's own calibration.  0 trusts the law's form exactly.
         extrapolation : bool
             Widen the band beyond the data by the fit's own calibration (which
             ``bs.fit`` makes by default); ``False`` gives the law-only band.  A fit

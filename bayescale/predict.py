@@ -9,6 +9,7 @@ carries the between-family spread.
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -77,7 +78,7 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
     """Forecast the outcome at the rows of ``new``; see :meth:`bayescale.fit.Fit.predict`.
 
     ``discrepancy`` is a rate (link-scale sd per decade) or a calibration with
-    ``rate``, ``bias`` and ``reach`` (:func:`terms`).
+    ``rate``, ``bias``, ``reach``, ``curvature`` and ``dof`` (:func:`terms`).
     """
     rate, bias, reach, curvature, dof = terms(discrepancy)
     if kind not in KINDS:
@@ -157,15 +158,10 @@ class Terms(NamedTuple):
 def terms(discrepancy) -> Terms:
     """:class:`Terms` of a discrepancy: a plain rate (normal, no bias, reach or curvature) or an
     object with ``rate`` and optionally the other terms (a Calibration, or a fit's record)."""
-    names = Terms._fields[1:]
-    if isinstance(discrepancy, dict):
-        got = {k: discrepancy.get(k) for k in names}
-        return Terms(float(discrepancy["rate"]), float(got["bias"] or 0.0), got["reach"],
-                     float(got["curvature"] or 0.0), got["dof"])
-    if hasattr(discrepancy, "rate"):
-        got = {k: getattr(discrepancy, k, None) for k in names}
-        return Terms(float(discrepancy.rate), float(got["bias"] or 0.0), got["reach"],
-                     float(got["curvature"] or 0.0), got["dof"])
+    if isinstance(discrepancy, dict) or hasattr(discrepancy, "rate"):
+        get = discrepancy.get if isinstance(discrepancy, dict) else partial(getattr, discrepancy)
+        return Terms(float(get("rate")), float(get("bias", None) or 0.0), get("reach", None),
+                     float(get("curvature", None) or 0.0), get("dof", None))
     try:
         return Terms(float(discrepancy))
     except (TypeError, ValueError):
