@@ -6,14 +6,16 @@ of :func:`bayescale.fit` compiles its MAP search and its sampler anew for
 every data set; here data sets whose models have the same shape (the same
 law, pooling, numbers of rows, families and runs, and input references) share
 one compiled MAP search (:func:`bayescale.inference.map_program`) and one
-compiled NUTS run per parameterisation (:func:`bayescale.inference.nuts_program`),
+compiled NUTS run per parameterisation (:func:`bayescale.inference.chain_program`),
 with the data as arguments.  Every fit still gets its own MAP start, its own
 centring choice, its own warm-up, and the same diagnostics gate and
 :class:`~bayescale.fit.Fit` as a single fit.
 
-Chains run vectorised inside the program (one compiled program, no per-fit
-recompilation); their draws equal a single fit's in distribution but not
-bit for bit.
+Each chain is a run of its own (:func:`bayescale.inference.chain_program`),
+as many at once as there are devices, so on a CPU the chains of several fits
+share the cores (one compiled program per number of runs at once, no per-fit
+recompilation); their draws equal a single fit's in distribution but not bit
+for bit.
 """
 
 from __future__ import annotations
@@ -68,12 +70,14 @@ min_rows_per_family, check_units, target_accept
         :data:`bayescale.inference.GPU_MIN_ROWS` rows or more, or there are
         :data:`bayescale.inference.GPU_MIN_FITS` data sets or more.
     vectorize : bool, optional
-        Run the data sets of one shape side by side in one vectorised program
-        (``jax.vmap``) instead of one after another through the same compiled
-        program.  Default: on GPU only, where side-by-side lanes cost little;
-        on a CPU every NUTS iteration of a vectorised batch waits for the longest
-        trajectory in it.  A vectorised fit's ``settings["seconds"]`` is its
-        group's wall time.
+        Run the data sets of one shape, and their chains, in one vectorised
+        program (``jax.vmap``) instead of running every chain on its own,
+        as many at once as there are devices
+        (:func:`bayescale.inference.chain_program`; on a CPU, one per JAX host
+        device, so the chains spread over the cores).  Default: on GPU only,
+        where side-by-side lanes cost little; on a CPU every NUTS iteration of a
+        vectorised batch waits for the longest trajectory in it.  A vectorised
+        fit's ``settings["seconds"]`` is its group's wall time.
     executor : {None, "serial", "local"} or concurrent.futures.Executor, optional
         Run the fits as tasks of ``chunk`` data sets of one shape on this
         executor (``"local"``: :func:`bayescale.executor.local_executor`; or a
@@ -96,7 +100,8 @@ min_rows_per_family, check_units, target_accept
     list of Fit, or dict of Fit
         One :class:`~bayescale.fit.Fit` per data set, in the order (or with the
         keys) of ``frames``; each carries its own diagnostics gate, and
-        ``settings["batched"]`` says how it ran (``"sequential"`` or ``"vectorized"``).
+        ``settings["batched"]`` says how it ran (``"parallel"``: single chains side by side on
+        separate devices, or ``"vectorized"``).
 
     Raises
     ------
@@ -174,10 +179,10 @@ def _fit_prepared(prepared: dict, groups: dict, base, options: dict, seed: int, 
     settings = {"law": base.name, "likelihood": o["likelihood"], "chains": o["chains"],
                 "warmup": o["warmup"], "draws": o["draws"], "device": device,
                 "parameterization": o["parameterization"], "min_rows_per_family": o["min_rows_per_family"],
-                "check_units": o["check_units"], "batched": "vectorized" if vectorize else "sequential",
+                "check_units": o["check_units"], "batched": "vectorized" if vectorize else "parallel",
                 "seed": seed}
     run = _Group(prepared, jax.random.PRNGKey(seed), o["chains"], o["warmup"], o["draws"],
-                 o["target_accept"], vectorize, names)
+                 o["target_accept"], vectorize, names, device)
     fits = {}
     with jax.default_device(dev):
         for members in groups.values():
@@ -234,12 +239,13 @@ class _Group:
 
     Data set ``i`` gets the keys of ``fold_in(root, i)`` whichever way it runs,
     so a fit's draws do not depend on which other data sets share its program;
-    sequential and vectorised runs of one data set are equal in distribution,
+    parallel and vectorised runs of one data set are equal in distribution,
     not bit for bit.
     """
 
-    def __init__(self, prepared, root, chains, warmup, draws, target_accept, vectorize, names):
-        self.prepared, self.root, self.names = prepared, root, names
+    def __init__(self, prepared, root, chains, warmup, draws, target_accept, vectorize, names,
+                 device="cpu"):
+        self.prepared, self.root, self.names, self.device = prepared, root, names, device
         self.nuts = {"chains": chains, "warmup": warmup, "draws": draws}
         self.target_accept, self.vectorize = target_accept, vectorize
 
@@ -275,26 +281,47 @@ class _Group:
         for centring, subset in by_centring.items():
             model = build(s, dict(centring))
             data0 = self.prepared[subset[0]][3]
-            program = inference.nuts_program(model, inference.latent_sites(model, data0), **self.nuts,
-                                             target_accept=accept, dense=dense_sites(modes[subset[0]]))
-            if self.vectorize:
-                out = jax.vmap(program)(jnp.stack([keys[i][1] for i in subset]),
-                                        _stack([modes[i] for i in subset]),
-                                        _stack([self.prepared[i][3] for i in subset]))
-                draws = {i: _take(out, k) for k, i in enumerate(subset)}
-            for i in subset:
+            build_program = inference.nuts_program if self.vectorize else inference.chain_program
+            options = {"backend": self.device} if not self.vectorize else {}
+            program = build_program(model, inference.latent_sites(model, data0), **self.nuts,
+                                    target_accept=accept, dense=dense_sites(modes[subset[0]]), **options)
+            run = self._vectorised if self.vectorize else self._side_by_side
+            for i, draws in run(program, subset, modes, keys):
                 law, design, s_i, data = self.prepared[i]
-                if not self.vectorize:  # one at a time, so on_fit hears of each fit as it ends
-                    draws = {i: jax.tree.map(np.asarray, program(keys[i][1], modes[i], data))}
                 info = settings | {"data_set": i, "target_accept": accept, "centring": dict(centring)}
                 real = model_data(design) if "mask" in data else data  # the fit keeps its own rows
-                fits[i] = finish(law, design, s_i, inference.Draws(model, real, *draws[i]), info,
-                                 started)
+                fits[i] = finish(law, design, s_i, inference.Draws(model, real, *draws), info, started)
                 if on_fit is not None:
                     on_fit(i, fits[i])
                 if not self.vectorize:  # the next fit's time starts here (the first's holds compiling)
                     started = time.perf_counter()
         return fits
+
+    def _vectorised(self, program, subset, modes, keys):
+        out = jax.vmap(program)(jnp.stack([keys[i][1] for i in subset]), _stack([modes[i] for i in subset]),
+                                _stack([self.prepared[i][3] for i in subset]))
+        for k, i in enumerate(subset):
+            yield i, _take(out, k)
+
+    def _side_by_side(self, program, subset, modes, keys):
+        """Every chain of ``subset`` as one run, as many at once as there are devices: each
+        fit's draws as soon as its last chain ends."""
+        chains = self.nuts["chains"]
+        runs = [(i, c) for i in subset for c in range(chains)]
+        calls = -(-len(runs) // inference.side_by_side(self.device))
+        width = -(-len(runs) // calls)  # calls of equal width share one compiled program
+        done: dict = {}
+        for start in range(0, len(runs), width):
+            part = runs[start:start + width]
+            padded = part + part[-1:] * (width - len(part))  # the repeats' draws are dropped
+            out = program(jnp.stack([keys[i][1] for i, _ in padded]), jnp.asarray([c for _, c in padded]),
+                          _stack([modes[i] for i, _ in padded]),
+                          _stack([self.prepared[i][3] for i, _ in padded]))
+            for r, (i, c) in enumerate(part):
+                done.setdefault(i, {})[c] = _take(out, r)
+                if len(done[i]) == chains:
+                    ends = done.pop(i)
+                    yield i, jax.tree.map(lambda *v: np.stack(v), *(ends[k] for k in range(chains)))
 
 
 __all__ = ["fit_many"]

@@ -14,7 +14,8 @@
 For many fits of one model shape (:func:`bayescale.fit_many`, SBC replicates)
 :func:`map_program` and :func:`nuts_program` compile the MAP search and a whole
 NUTS run once, with the data as arguments, so later data sets of the same
-shape only run.
+shape only run; :func:`chain_program` runs the single chains of several such
+fits side by side, one per device.
 """
 
 from __future__ import annotations
@@ -149,6 +150,41 @@ def nuts_program(model, latent, *, chains: int, warmup: int, draws: int, target_
         return mcmc.get_samples(group_by_chain=True), mcmc.get_extra_fields(group_by_chain=True)
 
     return jax.jit(run)
+
+
+def chain_program(model, latent, *, chains: int, warmup: int, draws: int, target_accept: float,
+                  dense: tuple = (), backend: str = "cpu"):
+    """Single NUTS chains of many fits of ``model``, side by side, one chain per device.
+
+    ``program(keys, chain, init, data) -> (samples, extra)``: run ``r`` is chain
+    ``chain[r]`` (of ``chains``) of the fit with key ``keys[r]``, started from its
+    ``init`` (constrained MAP values of the ``latent`` sites) with the jitter of
+    :func:`jitter`, so a fit's chains are the same whichever runs share a call;
+    every argument and result has a leading axis of runs, at most as long as
+    ``backend`` has devices.  Through ``jax.pmap`` each device follows its own
+    trajectory, where :func:`nuts_program`'s vectorised chains wait for the longest
+    one at every iteration on one core; on CPU, JAX's host devices
+    (``bayescale._runtime``) spread the runs over the cores.  One compiled program
+    per number of runs.
+    """
+    block = tuple(k for k in latent if k in dense)
+    kernel = NUTS(model, dense_mass=[block] if block else False, target_accept_prob=target_accept)
+    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=1, progress_bar=False,
+                jit_model_args=True)
+
+    def run(key, chain, init, data):
+        k_init, k_run = jax.random.split(key)
+        z = jitter(unconstrain_fn(model, (), data, {k: init[k] for k in latent}), k_init, chains)
+        start = jax.tree.map(lambda v: v[chain], z) if chains > 1 else z
+        mcmc.run(jax.random.split(k_run, chains)[chain], init_params=start, extra_fields=STATS, **data)
+        return mcmc.get_samples(), mcmc.get_extra_fields()
+
+    return jax.pmap(run, backend=backend)
+
+
+def side_by_side(backend: str = "cpu") -> int:
+    """How many runs :func:`chain_program` can place on separate devices of ``backend``."""
+    return len(jax.local_devices(backend=backend))
 
 
 def chain_method(device: str, chains: int) -> str:

@@ -41,7 +41,7 @@ def test_fit_many_returns_one_gated_fit_per_data_set(batch):
     assert len(fits) == len(frames)
     for k, f in enumerate(fits):
         assert isinstance(f, bs.Fit)
-        assert f.settings["batched"] == "sequential" and f.settings["data_set"] == k
+        assert f.settings["batched"] == "parallel" and f.settings["data_set"] == k
         assert f.idata.posterior.sizes["chain"] == 2 and f.idata.posterior.sizes["draw"] == 400
         assert "y_link" in f.idata.log_likelihood
         assert {"diverging", "lp", "n_steps"} <= set(f.idata.sample_stats.data_vars)
@@ -89,8 +89,8 @@ def test_padded_subsets_share_one_program_and_keep_their_own_rows(monkeypatch):
     df = _frames(1)[0]
     nested = [df.iloc[:n] for n in (10, 15, 20, 25)]  # rows sorted by x: rolling-origin subsets
     built = []
-    original = inference.nuts_program
-    monkeypatch.setattr(inference, "nuts_program", lambda *a, **k: built.append(1) or original(*a, **k))
+    original = inference.chain_program
+    monkeypatch.setattr(inference, "chain_program", lambda *a, **k: built.append(1) or original(*a, **k))
     small = SMALL | {"warmup": 50, "draws": 50}
     bs.fit_many(nested, seed=1, **small)
     apart, built[:] = len(built), []
