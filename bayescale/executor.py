@@ -27,7 +27,8 @@ NAMES = ("serial", "local")
 
 
 def worker_env(threads: int = 1) -> dict:
-    """Environment for a worker process that runs fits: XLA limited to ``threads`` threads.
+    """Environment for a worker process that runs fits: XLA limited to ``threads`` threads
+    and as many host devices.
 
     JAX reads these flags when it starts, so they must be in the worker's
     environment before it imports bayescale: pass them to the pool or cluster
@@ -36,14 +37,19 @@ def worker_env(threads: int = 1) -> dict:
 
     Examples
     --------
-    >>> "intra_op_parallelism_threads=1" in worker_env()["XLA_FLAGS"]
-    True
+    >>> flags = worker_env()["XLA_FLAGS"]
+    >>> "intra_op_parallelism_threads=1" in flags, "device_count=1" in flags
+    (True, True)
     """
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise BayescaleError(f"worker_env: threads must be a positive integer, got {threads!r}.")
     multi = "true" if threads > 1 else "false"
-    flags = (f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen={multi} "
-             f"intra_op_parallelism_threads={threads}").strip()
+    # one host device per thread: a worker runs as many chains at once as it has threads
+    # (bayescale.inference.chain_program); this process's own device count must not pass on
+    inherited = [f for f in os.environ.get("XLA_FLAGS", "").split()
+                 if not f.startswith("--xla_force_host_platform_device_count")]
+    flags = " ".join([*inherited, f"--xla_force_host_platform_device_count={threads}",
+                      f"--xla_cpu_multi_thread_eigen={multi}", f"intra_op_parallelism_threads={threads}"])
     env = {"XLA_FLAGS": flags}
     for name in ("BAYESCALE_JAX_CACHE", "BAYESCALE_X64", "XDG_CACHE_HOME"):
         if name in os.environ:

@@ -73,6 +73,22 @@ def test_fit_many_recovers_the_truth(batch):
             assert abs(z) < 3.3, (name, truth, rows.loc[name, "mean"], rows.loc[name, "sd"])
 
 
+def test_chains_side_by_side_do_not_depend_on_what_shares_a_call(monkeypatch):
+    from bayescale import inference
+
+    frames = _frames(2)
+    small = SMALL | {"warmup": 50, "draws": 50}
+    together = bs.fit_many(frames, seed=6, **small)  # 4 runs: one call of 4 on 4 host devices
+    assert inference.side_by_side("cpu") >= 4
+    monkeypatch.setattr(inference, "side_by_side", lambda backend="cpu": 1)
+    alone = bs.fit_many(frames, seed=6, **small)  # one run per call
+    for a, b in zip(together, alone):
+        np.testing.assert_array_equal(a.idata.posterior["alpha"], b.idata.posterior["alpha"])
+    # every chain its own start and key: no two chains alike
+    alpha = together[0].idata.posterior["alpha"].values
+    assert not np.array_equal(alpha[0], alpha[1])
+
+
 def test_fit_many_compiles_once_per_shape():
     frames = _frames(3)
     small = SMALL | {"warmup": 50, "draws": 50}

@@ -56,7 +56,10 @@ def test_executors_are_named_or_refused():
         runner.resolve("dask", "t")
     with pytest.raises(bs.BayescaleError, match="concurrent.futures.Executor"):
         runner.resolve(object(), "t")
-    assert "intra_op_parallelism_threads=2" in runner.worker_env(2)["XLA_FLAGS"]
+    flags = runner.worker_env(2)["XLA_FLAGS"]
+    assert "intra_op_parallelism_threads=2" in flags
+    # as many host devices as threads, whatever this process was given
+    assert [f for f in flags.split() if "device_count" in f] == ["--xla_force_host_platform_device_count=2"]
     with pytest.raises(bs.BayescaleError, match="threads"):
         runner.worker_env(0)
 
