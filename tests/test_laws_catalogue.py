@@ -237,9 +237,13 @@ def _data_constrained():
 # share of noise draws; the seeds are fixed at ones where it passes, after checking on the
 # failing seeds that the truth's residual sum of squares lay inside the range of the posterior
 # draws' (the noise had moved the best fit itself, not the sampler).  Laws whose draws mix
-# slowly (broken laws, Farseer) or whose R-hat is noisy at 500 draws take 1000.
+# slowly (broken laws, Farseer) or whose R-hat is noisy at 500 draws take 1000, and so does
+# Kaplan's, whose tail ESS at 500 came out 397 on one 2-core machine and above the gate's 400
+# on another, from the same seed (XLA's floating point differs between CPUs and NUTS
+# trajectories amplify it).  The data-constrained law's R-hat at 1000 draws was 1.010, at
+# the gate, where 500 passed: which seeds sit at a threshold is itself sampling noise.
 RECOVERY = {
-    "kaplan": (_kaplan, 0, 500),
+    "kaplan": (_kaplan, 0, 1000),
     "multiplicative": (_multiplicative, 1, 1000),
     "parallel": (_parallel, 1, 1000),
     "bnsl": (_bnsl, 1, 1000),
