@@ -280,13 +280,14 @@ class _Group:
         fits = {}
         for centring, subset in by_centring.items():
             model = build(s, dict(centring))
-            data0 = self.prepared[subset[0]][3]
-            build_program = inference.nuts_program if self.vectorize else inference.chain_program
-            options = {"backend": self.device} if not self.vectorize else {}
-            program = build_program(model, inference.latent_sites(model, data0), **self.nuts,
-                                    target_accept=accept, dense=dense_sites(modes[subset[0]]), **options)
-            run = self._vectorised if self.vectorize else self._side_by_side
-            for i, draws in run(program, subset, modes, keys):
+            latent = inference.latent_sites(model, self.prepared[subset[0]][3])
+            nuts = self.nuts | {"target_accept": accept, "dense": dense_sites(modes[subset[0]])}
+            if self.vectorize:
+                ended = self._vectorised(inference.nuts_program(model, latent, **nuts), subset, modes, keys)
+            else:
+                program = inference.chain_program(model, latent, **nuts, backend=self.device)
+                ended = self._side_by_side(program, subset, modes, keys)
+            for i, draws in ended:
                 law, design, s_i, data = self.prepared[i]
                 info = settings | {"data_set": i, "target_accept": accept, "centring": dict(centring)}
                 real = model_data(design) if "mask" in data else data  # the fit keeps its own rows
