@@ -1,17 +1,13 @@
-"""bayescale: hierarchical Bayesian scaling laws with honest uncertainty."""
+"""bayescale: hierarchical Bayesian scaling laws with honest uncertainty.
 
-from . import _runtime
+Importing bayescale configures nothing: JAX's settings (float64, host devices, the
+compilation cache) are applied when the first posterior is sampled
+(:mod:`bayescale.inference.runtime`).
+"""
 
-_runtime.configure()
-
-from . import datasets  # noqa: E402
-from .allocate import allocate  # noqa: E402
-from .backtest import backtest  # noqa: E402
-from .batch import fit_many  # noqa: E402
-from .calibrate import calibrate  # noqa: E402
-from .chain import chain  # noqa: E402
-from .compare import average, compare, loso  # noqa: E402
-from .errors import (  # noqa: E402
+from .api import backtest, fit, fit_many, load
+from .data import datasets
+from .errors import (
     BayescaleError,
     DataError,
     DesignWarning,
@@ -22,15 +18,24 @@ from .errors import (  # noqa: E402
     LawError,
     LooWarning,
 )
-from .fit import Fit, fit, load  # noqa: E402
-from .law import Law, laws  # noqa: E402
-from .sweep import Sweep, sweep  # noqa: E402
+from .evaluate.calibration import Calibration, CalibrationConfig, calibrate
+from .evaluate.compare import average, compare, contrast, contrast_prediction, loso, rank_families
+from .forecast.allocate import allocate
+from .forecast.chain import chain
+from .inference.config import SamplerConfig
+from .laws.spec import Law, laws
+from .many.sweep import Sweep, sweep
+from .model import ModelConfig
+from .result.fit import Fit
+from .result.settings import Settings
+from .viz.plot import plot, ppc
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "BayescaleError", "DataError", "DesignWarning", "DiagnosticsWarning",
-    "ExtrapolationWarning", "Fit", "FitError", "FitWarning", "Law", "LawError", "LooWarning",
-    "allocate", "average", "backtest", "calibrate", "chain", "compare", "datasets", "fit", "laws",
-    "fit_many", "load", "loso", "Sweep", "sweep",
+    "BayescaleError", "Calibration", "CalibrationConfig", "DataError", "DesignWarning",
+    "DiagnosticsWarning", "ExtrapolationWarning", "Fit", "FitError", "FitWarning", "Law", "LawError",
+    "LooWarning", "ModelConfig", "SamplerConfig", "Settings", "Sweep", "allocate", "average", "backtest",
+    "calibrate", "chain", "compare", "contrast", "contrast_prediction", "datasets", "fit", "fit_many",
+    "laws", "load", "loso", "plot", "ppc", "rank_families", "sweep",
 ]

@@ -37,15 +37,51 @@ import numpyro.distributions as dist
 from numpyro.handlers import reparam
 from numpyro.infer.reparam import LocScaleReparam
 
-from .data import Design
+from .data.design import Design
 from .errors import LawError
-from .law import Law
+from .laws.spec import Law
 
 LIKELIHOODS = ("normal", "student_t")
 OBS = "y_link"  # the observed site: the outcome on its link scale (log or logit)
 RUN_SCALE = 0.05  # prior scale of the run/seed effect on the link scale (5% on log y)
 NOISE_SCALE = 0.1  # prior scale of the observation noise on the link scale (10% on log y)
 PARAMETERIZATIONS = {"auto": None, "centred": 1.0, "noncentred": 0.0}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """How the model is built from the law and the data.
+
+    Parameters
+    ----------
+    likelihood : {"normal", "student_t"}
+        Noise on the link scale; ``student_t`` is robust to outlying runs.
+    parameterization : {"auto", "centred", "noncentred"}
+        How random effects are sampled (see this module's docstring).
+    min_rows_per_family : int
+        Families with fewer rows are refused; 1 forecasts a family from one run plus
+        what the others teach.
+    check_units : bool
+        Refuse an input that looks like mixed units within a family (7 and 7e9).
+
+    Examples
+    --------
+    >>> ModelConfig(likelihood="student_t").likelihood
+    'student_t'
+    """
+
+    likelihood: str = "normal"
+    parameterization: str = "auto"
+    min_rows_per_family: int = 2
+    check_units: bool = True
+
+    def __post_init__(self):
+        if self.likelihood not in LIKELIHOODS:
+            raise LawError(f"likelihood={self.likelihood!r}; choose one of {LIKELIHOODS}.")
+        key = str(self.parameterization).replace("centered", "centred")
+        if key not in PARAMETERIZATIONS:
+            raise LawError(f"parameterization={self.parameterization!r}; choose one of "
+                           f"{list(PARAMETERIZATIONS)}.")
 
 
 @dataclass(frozen=True)

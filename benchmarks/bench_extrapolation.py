@@ -37,7 +37,7 @@ def main(argv=None) -> dict:
                 warnings.simplefilter("ignore")
                 fit = bs.fit(df, extrapolation=extra, **kw)
             times[name].append(time.perf_counter() - started)
-            kept = fit.settings.get("extrapolation", kept)
+            kept = fit.settings.extrapolation or kept
     med = {k: statistics.median(v) for k, v in times.items()}
     return save(header() | {"case": "loss_to_loss sweep, 529 runs x 6 corpora, chinchilla, 4 x (1000 + 1000)",
                             "seconds": times, "median_s": med, "ratio": med["calibrated"] / med["plain"],

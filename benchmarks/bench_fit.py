@@ -77,7 +77,7 @@ def run_case(name, device, df, kwargs, repeats):
             "median_s": round(statistics.median(times), 1), "ok": fit.ok,
             "divergences": int(stats["diverging"].sum()),
             "steps_per_draw": round(float(stats["n_steps"].mean()), 1),
-            "centring": fit.settings["centring"], "sampler_s": fit.settings["seconds"]}
+            "centring": fit.settings.centring, "sampler_s": fit.settings.seconds}
 
 
 if __name__ == "__main__":

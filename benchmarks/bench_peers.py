@@ -81,7 +81,7 @@ def run_case(key: str, make, repeats: int, pymc_repeats: int) -> dict:
         total = time.perf_counter() - t0
         m = _metrics(fit.idata, _names(fit), total, "n_steps")
         out["bayescale"].append(m | {"total_s": total, "setup_s": setup_s, "sampling_s": total - setup_s,
-                                     "gate": fit.ok, "centring": fit.settings["centring"]})
+                                     "gate": fit.ok, "centring": fit.settings.centring})
         print(f"[{key}] bayescale {r}: {total:.1f} s, min ESS {m['min_ess_bulk']:.0f}", flush=True)
 
         model = pymc_model(fit)

@@ -160,7 +160,7 @@ def main(argv=None) -> dict:
     for _, g in small.groupby(BY):
         t1 = time.perf_counter()
         try:
-            fit_s.append(bs.fit(g, progress=False, extrapolation=False, **SETTINGS).settings["seconds"])
+            fit_s.append(bs.fit(g, progress=False, extrapolation=False, **SETTINGS).settings.seconds)
         except bs.BayescaleError:  # as the sweep records it; the time still counts
             fit_s.append(time.perf_counter() - t1)
     wall = time.perf_counter() - t0

@@ -20,7 +20,7 @@ from bayescale.model import NOISE_SCALE, model_data
 
 def _values(fit, model_args: dict) -> dict:
     """Every law parameter per family on the natural scale, as PyMC variables."""
-    s, centring, n = fit.structure, fit.settings["centring"], fit.design.n_families
+    s, centring, n = fit.structure, fit.settings.centring, fit.design.n_families
     values = {}
     for p in s.law.parameters.values():
         mode = s.pool(p.name)

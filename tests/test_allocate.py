@@ -6,11 +6,11 @@ import warnings
 
 import numpy as np
 import pytest
+from bayescale.allocate import _loss, _solve_d, six_nd
+from bayescale.predict import draws
 
 import bayescale as bs
-from bayescale.allocate import _loss, _solve_d, six_nd
 from bayescale.errors import DataError
-from bayescale.predict import draws
 
 C_CHINCHILLA = 5.76e23
 

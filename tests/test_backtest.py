@@ -7,11 +7,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from bayescale.backtest import backtest, heldout_mask, score
+from bayescale.predict import terms
 
 import bayescale as bs
-from bayescale.backtest import backtest, heldout_mask, score
 from bayescale.errors import DataError
-from bayescale.predict import terms
 
 X = {"N": "params", "D": "tokens"}
 SETTINGS = dict(law="chinchilla_shared", y="loss", x=X, chains=2, warmup=200, draws=200, seed=0)
@@ -116,7 +116,7 @@ def test_leave_family_out_keeps_one_run():
     pt = result.per_target
     assert set(pt["family"]) == {"f1"} and len(pt) == 4
     assert df.loc[~result.held_out & (df["family"] == "f1"), "x"].tolist() == [df["x"].min()]
-    assert result.fit.settings["min_rows_per_family"] == 1
+    assert result.fit.settings.min_rows_per_family == 1
     assert ((result.aggregate["coverage_90"] >= 0) & (result.aggregate["coverage_90"] <= 1)).all()
 
 

@@ -41,7 +41,7 @@ def test_fit_many_returns_one_gated_fit_per_data_set(batch):
     assert len(fits) == len(frames)
     for k, f in enumerate(fits):
         assert isinstance(f, bs.Fit)
-        assert f.settings["batched"] == "parallel" and f.settings["data_set"] == k
+        assert f.settings.batched == "parallel" and f.settings.data_set == k
         assert f.idata.posterior.sizes["chain"] == 2 and f.idata.posterior.sizes["draw"] == 400
         assert "y_link" in f.idata.log_likelihood
         assert {"diverging", "lp", "n_steps"} <= set(f.idata.sample_stats.data_vars)
@@ -145,7 +145,7 @@ def test_fit_many_names_the_bad_data_set():
 def test_vectorised_batch_agrees_with_sequential_within_monte_carlo_error(batch):
     frames, fits = batch
     vec = bs.fit_many(frames, seed=0, vectorize=True, **SMALL)
-    assert all(f.settings["batched"] == "vectorized" for f in vec)
+    assert all(f.settings.batched == "vectorized" for f in vec)
     for a, b in zip(fits, vec):
         ra, rb = (f.summary().set_index("parameter") for f in (a, b))
         for name in ("E", "alpha"):

@@ -50,7 +50,7 @@ def test_pymc_mirror_has_bayescale_log_density(case):
     fit = bs.fit(df, y="loss", x=X, chains=1, warmup=30, draws=5, progress=False, **kwargs)
     model = _module("pymc_mirror").pymc_model(fit)
     logp = model.compile_logp(jacobian=False)
-    numpyro_model = build(fit.structure, fit.settings["centring"])
+    numpyro_model = build(fit.structure, fit.settings.centring)
     data = bs.model.model_data(fit.design)
     post = fit.idata.posterior
     for draw in range(3):

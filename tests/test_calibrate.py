@@ -8,13 +8,13 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from bayescale.calibrate import discrepancy_rate, errors, estimate
+from bayescale.outcome import Outcome
+from bayescale.predict import terms, widen
 from scipy import stats
 
 import bayescale as bs
-from bayescale.calibrate import discrepancy_rate, errors, estimate
 from bayescale.errors import DataError, ExtrapolationWarning
-from bayescale.outcome import Outcome
-from bayescale.predict import terms, widen
 
 KW = dict(y="loss", x="x", chains=2, warmup=300, draws=300, seed=0, progress=False)
 
@@ -102,7 +102,7 @@ def test_chinchilla_fit_to_a_running_exponent_gets_bands_that_cover_again():
     # 9 held-out runs up to 2 decades of compute beyond: the plain 90% band holds a third of
     # them; the calibrated one is within two binomial sds (0.1 each for 9 rows) of nominal
     assert plain < 0.5, plain
-    assert calibrated >= 0.9 - 2 * 0.1, (calibrated, fit.settings["extrapolation"])
+    assert calibrated >= 0.9 - 2 * 0.1, (calibrated, fit.settings.extrapolation)
 
 
 def test_well_specified_law_gets_a_small_rate_kept_with_the_fit(monkeypatch):
@@ -111,7 +111,7 @@ def test_well_specified_law_gets_a_small_rate_kept_with_the_fit(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = bs.fit(df, "power", **KW)
-    kept = fit.settings["extrapolation"]
+    kept = fit.settings.extrapolation
     # the bands already explain the held-out errors: the excess is of the order of the noise
     assert kept["rate"] < 0.005, kept
     assert kept["origins"] == 3 and kept["reach"] > 2.0, kept
@@ -119,7 +119,7 @@ def test_well_specified_law_gets_a_small_rate_kept_with_the_fit(monkeypatch):
 
 def test_fit_predicts_with_its_calibration_unless_told_not_to(bent, tmp_path):
     cal, fit, test = bent
-    assert fit.settings["extrapolation"] == cal.record()
+    assert fit.settings.extrapolation == cal.record()
     far = test.iloc[[-1]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -137,7 +137,7 @@ def test_fit_predicts_with_its_calibration_unless_told_not_to(bent, tmp_path):
     assert default["distance"].iloc[0] == pytest.approx(1.0)  # 1e10 is one decade beyond 1e9
     fit.save(tmp_path / "fit")
     again = bs.Fit.load(tmp_path / "fit")
-    assert again.settings["extrapolation"] == cal.record()
+    assert again.settings.extrapolation == cal.record()
 
 
 def test_forecast_beyond_the_backtests_reach_warns(bent):
@@ -167,7 +167,7 @@ def test_auto_falls_back_to_the_law_only_band_where_no_backtest_fits(monkeypatch
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = bs.fit(df, "chinchilla", **kw)
-        assert "no origin leaves rows" in fit.settings["extrapolation"]["skipped"]
+        assert "no origin leaves rows" in fit.settings.extrapolation["skipped"]
         new = {"N": [3e9], "D": [1e11]}
         band = fit.predict(new, levels=(0.9,))
         law_only = fit.predict(new, levels=(0.9,), extrapolation=False)

@@ -16,8 +16,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-
-import bayescale as bs
 from bayescale.compare import (
     LooWarning,
     average,
@@ -28,9 +26,11 @@ from bayescale.compare import (
     loso,
     rank_families,
 )
+from bayescale.predict import predict
+
+import bayescale as bs
 from bayescale.errors import BayescaleWarning, DataError
 from bayescale.model import OBS
-from bayescale.predict import predict
 
 SIZES = (2e7, 5e7, 1.2e8, 3e8, 7e8)
 RATIOS = (5, 10, 20, 40, 80)

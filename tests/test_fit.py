@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from bayescale.fit import GATE_KINDS
 from scipy import stats
 
 import bayescale as bs
-from bayescale.fit import GATE_KINDS
 
 DATA = bs.datasets.data_dir()
 
@@ -139,13 +139,13 @@ def test_device_auto_sends_large_work_to_a_gpu_when_jax_sees_one(monkeypatch):
     kwargs = {"law": "power", "y": "loss", "x": "x", "chains": 1, "warmup": 20, "draws": 20}
     # no GPU here: auto stays on the CPU even for large work
     monkeypatch.setattr(inference, "GPU_MIN_ROWS", 10)
-    assert bs.fit(df, **kwargs).settings["device"] == "cpu"
+    assert bs.fit(df, **kwargs).settings.device == "cpu"
     # a GPU "seen": the same fit is sent to it (and this JAX, having none, says so)
     monkeypatch.setattr(inference, "gpu_available", lambda: True)
     with pytest.raises(bs.FitError, match="no GPU"):
         bs.fit(df, **kwargs)
     monkeypatch.setattr(inference, "GPU_MIN_ROWS", 10**6)
-    assert bs.fit(df, **kwargs).settings["device"] == "cpu"  # small work stays on the CPU
+    assert bs.fit(df, **kwargs).settings.device == "cpu"  # small work stays on the CPU
     monkeypatch.setattr(inference, "GPU_MIN_FITS", 2)  # a batch of 2 fits counts as large
     with pytest.raises(bs.FitError, match="no GPU"):
         bs.fit_many([df, df], device="auto", **kwargs)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from bayescale.law import POOLS, catalogue_dir, law_names, resolve
 
 from bayescale import Law, laws
 from bayescale.errors import LawError
-from bayescale.law import POOLS, catalogue_dir, law_names, resolve
 
 CATALOGUE = ["chinchilla", "chinchilla_shared", "power"]
 

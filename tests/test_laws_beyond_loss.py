@@ -16,9 +16,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from bayescale.law import catalogue_dir
 
 import bayescale as bs
-from bayescale.law import catalogue_dir
 
 SETTINGS = {"chains": 2, "warmup": 500, "draws": 500, "seed": 0, "progress": False}
 LAMBDA = 0.999  # momentum of the annealing area, as in models/lr_annealing.toml

@@ -19,9 +19,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from bayescale.law import catalogue_dir
 
 import bayescale as bs
-from bayescale.law import catalogue_dir
 
 SETTINGS = {"chains": 2, "warmup": 500, "seed": 0, "progress": False}
 # The 17 tasks on which the 0.154B models beat chance by 10 points (mlfoundations/scaling,

@@ -9,11 +9,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from bayescale.law import Law, law_names
+from bayescale.predict import draws
 
 import bayescale as bs
 from bayescale.errors import BayescaleWarning
-from bayescale.law import Law, law_names
-from bayescale.predict import draws
 
 
 def geomean(values) -> float:

@@ -10,9 +10,9 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
+from bayescale.ppc import ppc, ppc_figure, ppc_summary, replicate, uniformity_distance
 
 import bayescale as bs
-from bayescale.ppc import ppc, ppc_figure, ppc_summary, replicate, uniformity_distance
 
 SETTINGS = dict(chains=2, warmup=300, draws=300, seed=0, progress=False)
 

@@ -7,11 +7,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from bayescale.predict import FAR_DECADES, draws
+from bayescale.predict import predict as predict_fn
 
 import bayescale as bs
 from bayescale.errors import DataError, ExtrapolationWarning
-from bayescale.predict import FAR_DECADES, draws
-from bayescale.predict import predict as predict_fn
 
 # two families: pool explicitly, so a family absent from the data can be forecast
 POOL = {"E": "partial", "a": "partial"}

@@ -14,8 +14,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-import bayescale as bs
 from bayescale.sbc import (
     LOG_LIK,
     SBCResult,
@@ -29,6 +27,8 @@ from bayescale.sbc import (
     setup,
     uniformity_test,
 )
+
+import bayescale as bs
 
 LEVEL = 0.05  # family-wise level across the quantities of one law (Holm)
 FAST = {"reps": 100, "draws": 50, "chains": 1, "warmup": 300, "thin": 6, "seed": 0}
@@ -142,8 +142,9 @@ def test_prior_redraws_laws_outside_the_outcome_range():
     st = setup(law, design(law, families=1, sizes=6, ratios=1))
     from functools import partial
 
-    from bayescale.model import OBS, build
     from bayescale.sbc import _in_range
+
+    from bayescale.model import OBS, build
 
     prior, share = _prior(build(st.s, {}), st.data, 200, 0, partial(_in_range, st))
     assert 0.02 < share < 0.9
@@ -213,7 +214,7 @@ def test_sbc_two_chains_and_run_effects():
     df = design("power", families=1, sizes=3, ratios=3)
     res = sbc("power", df, reps=3, draws=10, chains=2, warmup=40, thin=1, seed=3)
     assert res.ranks["replicate"].tolist() == [0, 1, 2]
-    assert "sigma_run" in res.quantities and res.settings["runs"] == 3
+    assert "sigma_run" in res.quantities and res.settings.runs == 3
     assert res.ranks["max_rhat"].notna().all()
     assert res.ranks[res.quantities].max().max() <= 10
     timing = res.timing()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from bayescale.data import prepare
-from bayescale.errors import DataError, LawError
 from bayescale.formula import parse
 from bayescale.law import Law
 from bayescale.schedule import FUNCTIONS, derive
+
+from bayescale.data import prepare
+from bayescale.errors import DataError, LawError
 
 SPEC = """
 name = "toy_schedule"

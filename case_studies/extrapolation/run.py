@@ -105,7 +105,7 @@ def forecast_targets(bs, out: Path) -> None:
                                  "90% band": f"{p['lo90'].iloc[i]:.4f}-{p['hi90'].iloc[i]:.4f}",
                                  "in 50%": bool(p["lo50"].iloc[i] <= truth[i] <= p["hi50"].iloc[i]),
                                  "in 90%": bool(p["lo90"].iloc[i] <= truth[i] <= p["hi90"].iloc[i])})
-        kept = fit.settings["extrapolation"]
+        kept = fit.settings.extrapolation
         rows.append({"dataset": name, "target": f"(calibration: bias {kept['bias']:+.4f}, rate "
                      f"{kept['rate']:.4f} per decade, reach {kept['reach']:.2f}; gate "
                      f"{'passed' if fit.ok else 'FAILED'})"})

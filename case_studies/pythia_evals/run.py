@@ -136,7 +136,7 @@ def _gate(fit) -> str:
                       for name in ("sigma", "sigma_run") if name in post)
     return (f"ok={fit.ok}, max R-hat {float(s['r_hat'].max()):.4f}, "
             f"min bulk ESS {float(s['ess_bulk'].min()):.0f}, {div} divergences, "
-            f"{fit.settings['seconds']:.0f} s; posterior median {noise}")
+            f"{fit.settings.seconds:.0f} s; posterior median {noise}")
 
 
 def _warns(fit) -> str:

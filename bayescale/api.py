@@ -1,0 +1,279 @@
+"""The calls users make, composed from the layers below: ``bs.fit`` is a plain fit, then calibration.
+
+``bs.fit`` = :func:`bayescale.result.fitting.fit_plain` (data -> model -> NUTS -> gated
+:class:`~bayescale.result.fit.Fit`), then, by default, the law's error beyond the data
+measured by a rolling backtest nested inside the same data
+(:func:`bayescale.evaluate.calibration.measure`, whose nested fits are plain fits too)
+and kept with the fit.  Nothing below this module knows that composition.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import pandas as pd
+
+from .errors import DataError, DiagnosticsWarning
+from .evaluate.backtest import LEVELS, Backtest, run_backtest
+from .evaluate.calibration import Calibration, CalibrationConfig, measure
+from .inference.config import SamplerConfig
+from .model import ModelConfig
+from .result.fit import Fit
+from .result.fitting import CHUNK, request
+
+
+def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=None, pool=None,
+        sampler: SamplerConfig | None = None, model: ModelConfig | None = None,
+        extrapolation="auto", **settings) -> Fit:
+    """Fit a hierarchical scaling law by NUTS, gate it on its diagnostics, calibrate its forecasts.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per observation (final loss of a run, or a checkpoint).
+    law : str, Law or path
+        Catalogue name (see :func:`bayescale.laws`), a :class:`~bayescale.Law`, or a ``.toml`` file.
+    y : str
+        Outcome column (positive; modelled on the law's link scale).
+    x : dict or str
+        Law input -> column, e.g. ``{"N": "params", "D": "tokens"}``; a string for one-input laws.
+    group : str, optional
+        Family column (corpus, architecture, recipe, ...).
+    run : str, optional
+        Run/seed column: each run gets a link-scale offset (seed-level noise), separate from
+        observation noise.  Needs several rows per run to separate them.
+    se : str, optional
+        Column of known measurement standard errors of ``y``.
+    pool : dict, optional
+        Parameter -> ``"shared"``, ``"partial"`` or ``"none"``, overriding the law's defaults.
+        With fewer than 5 families, parameters the law pools partially by default are
+        fitted per family instead (with a warning).
+    sampler : SamplerConfig, optional
+        Chains, warm-up, draws, seed, target acceptance, tree depth, device, progress.
+    model : ModelConfig, optional
+        Likelihood (``"student_t"`` is robust to outlying runs), parameterisation, the
+        smallest family and the unit check.
+    extrapolation : {"auto", True, False}, CalibrationConfig or Calibration
+        How far to trust the law beyond the data.  ``"auto"`` (the default) and ``True``
+        also measure how fast the law's own error grows beyond the data (a rolling
+        backtest of 3 origins inside these data, each one more plain fit with at most
+        2 chains x (500 + 500) draws, all through one compiled program: about 2.3x a
+        plain fit's wall time on ``loss_to_loss``, 2 cores) and keep its terms with the fit,
+        so that :meth:`Fit.predict` widens its bands with extrapolation distance.  When
+        the data are too few or too narrow in compute, ``"auto"`` falls back to law-only
+        bands and says why in ``fit.settings.extrapolation["skipped"]``, where ``True``
+        raises.  A :class:`CalibrationConfig` sets the nested backtest; a
+        :class:`Calibration` is kept as given; ``False`` gives law-only bands.  The
+        nested fits' verdicts are in ``fit.settings.nested``.
+    **settings
+        Any field of :class:`SamplerConfig` (``chains``, ``warmup``, ``draws``, ``seed``,
+        ``target_accept``, ...) or of :class:`ModelConfig` (``likelihood``, ...), applied
+        over ``sampler`` and ``model``.
+
+    Returns
+    -------
+    Fit
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> df = bs.datasets.simulate("power", families=1, seeds=1, seed=0)
+    >>> f = bs.fit(df, law="power", y="loss", x="x", chains=1, warmup=200, draws=200)  # doctest: +SKIP
+    >>> f.predict({"x": [1e12]})[["median", "lo90", "hi90"]]  # doctest: +SKIP
+    """
+    config = _calibration_config(extrapolation)
+    req = request(law, y, x, group, run, se, pool, sampler, model, **settings)
+    result = req.fit(df)
+    if config is None:
+        if isinstance(extrapolation, Calibration):
+            result.settings = result.settings.with_(extrapolation=extrapolation.record())
+        return result
+    short = req.with_(sampler={"chains": min(req.sampler.chains, config.chains),
+                               "warmup": min(req.sampler.warmup, config.draws),
+                               "draws": min(req.sampler.draws, config.draws), "progress": False})
+    progress = sys.stderr.isatty() if req.sampler.progress is None else req.sampler.progress
+    if progress:
+        print(f"calibrating forecasts beyond the data: {config.cuts} nested fits of a rolling backtest",
+              file=sys.stderr)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the nested fits' verdicts are recorded below instead
+            cal = measure(df, short, cuts=config.cuts, kind=config.kind, seed=req.sampler.seed,
+                          bias=config.bias, curvature=config.curvature, tails=config.tails)
+    except DataError as err:
+        if config.required:
+            raise DataError(f"extrapolation=True: {err}") from None
+        result.settings = result.settings.with_(extrapolation={"skipped": str(err)})
+        return result
+    result.settings = result.settings.with_(extrapolation=cal.record(), nested=cal.nested)
+    failed = cal.failed_nested()
+    if failed:
+        which = "; ".join("origin {origin}: {reason}".format(**row) for row in failed)
+        warnings.warn(DiagnosticsWarning(
+            f"{len(failed)} of {len(cal.nested)} nested calibration fits failed the diagnostics gate "
+            f"({which}): the widening of "
+            f"the bands beyond the data rests partly on them (fit.settings.nested)."), stacklevel=2)
+    if progress:
+        print(f"calibrated: rate {cal.rate:.4g} per decade, reach {cal.reach:.2f} decades; nested fits "
+              f"{len(cal.nested) - len(failed)} of {len(cal.nested)} passed", file=sys.stderr)
+    return result
+
+
+def _calibration_config(extrapolation) -> CalibrationConfig | None:
+    """The nested backtest to run, or None (law-only bands, or a calibration given)."""
+    if isinstance(extrapolation, CalibrationConfig):
+        return extrapolation
+    if isinstance(extrapolation, str) and extrapolation == "auto":
+        return CalibrationConfig()
+    if extrapolation is True:
+        return CalibrationConfig(required=True)
+    if extrapolation is False or isinstance(extrapolation, Calibration):
+        return None
+    raise DataError(f"extrapolation={extrapolation!r}: pass 'auto', True, False, a CalibrationConfig or "
+                    f"a result of bayescale.calibrate.")
+
+
+def fit_many(frames, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=None, pool=None,
+             sampler: SamplerConfig | None = None, model: ModelConfig | None = None, *,
+             vectorize: bool | None = None, executor=None, chunk: int = CHUNK, pad: bool = False,
+             **settings):
+    """Fit ``law`` to each data set of ``frames``, compiling once per model shape.
+
+    Plain fits (no calibration beyond the data): for simulation-based calibration
+    replicates, backtest folds, bootstrap resamples and sweeps.
+
+    Parameters
+    ----------
+    frames : sequence or mapping of DataFrame
+        The data sets, all with the columns named by ``y``, ``x``, ``group``, ``run`` and ``se``.
+    law, y, x, group, run, se, pool, sampler, model, **settings
+        As in :func:`fit`, the same for every data set.  Data set ``i`` (in order) is fitted
+        with the key ``fold_in(PRNGKey(seed), i)``; the same seed gives the same draws.
+    vectorize : bool, optional
+        Run the data sets of one shape, and their chains, in one vectorised program
+        (``jax.vmap``) instead of running every chain on its own, as many at once as
+        there are devices.  Default: on GPU only; on a CPU every NUTS iteration of a
+        vectorised batch waits for the longest trajectory in it.
+    executor : {None, "serial", "local"} or concurrent.futures.Executor, optional
+        Run the fits as tasks of ``chunk`` data sets of one shape on this executor
+        (``"local"``: spawned processes, one XLA thread each; or a Dask
+        ``Client.get_executor()``; see :mod:`bayescale.inference.executor`).  Data set
+        ``i`` gets the same keys as without an executor.
+    chunk : int
+        Data sets per task on an executor: each task compiles once.
+    pad : bool
+        Pad every data set to the largest one's row count, the padding masked out of the
+        likelihood, so that data sets that differ only in their number of rows share one
+        compiled program (nested subsets of one data set, where compiling dominates).
+
+    Returns
+    -------
+    list of Fit, or dict of Fit
+        One gated :class:`Fit` per data set, in the order (or with the keys) of ``frames``;
+        ``settings.batched`` says how it ran (``"parallel"`` or ``"vectorized"``).
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> frames = [bs.datasets.simulate("power", families=1, seeds=1, seed=k) for k in range(3)]
+    >>> fits = bs.fit_many(frames, law="power", y="loss", x="x", chains=2,
+    ...                    warmup=300, draws=300)  # doctest: +SKIP
+    """
+    req = request(law, y, x, group, run, se, pool, sampler, model, **settings)
+    return req.fit_many(frames, vectorize=vectorize, executor=executor, chunk=chunk, pad=pad)
+
+
+def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mean",
+             levels=LEVELS, size: str | None = None, frac: float = 0.2, seed: int = 0,
+             discrepancy=0.0, cuts: int = 5, executor=None, **fit_kwargs) -> Backtest:
+    """Hold out rows, fit the law on the rest, and score the forecasts of the held-out rows.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The data, as for :func:`bayescale.fit`.
+    law : str, Law or path
+        The law to fit.
+    split : str, tuple or callable
+        What to hold out:
+
+        - ``"largest-size"``: every row at the largest model size (the column of
+          input ``N``, the only input of a one-input law, or ``size``).
+        - ``"largest-compute"``: the share ``frac`` of rows with the largest
+          compute (the product of the law's inputs, e.g. N x D).
+        - ``("leave-family-out", family, k)``: every run of ``family`` except its
+          ``k`` smallest-compute runs (a run is a value of the ``run`` column, or a
+          row without one); ``k = 1`` passes ``min_rows_per_family=1`` to the fit,
+          ``k = 0`` forecasts the family from the population alone.  With fewer
+          than 5 families :func:`bayescale.fit` fits ``E`` and the amplitudes per
+          family unless ``pool={"E": "partial", ...}`` is passed; without partial
+          pooling little is learned about the held-out family from the others.
+        - ``"rolling"``: rolling origins.  At each of ``cuts`` origins (quantiles
+          0.3 ... 0.8 of the rows' log compute) fit on the rows up to it and
+          forecast every row beyond it; ``per_target`` gains ``cut``,
+          ``frontier`` (the origin's compute) and ``distance`` (decades of
+          compute beyond it), and ``by_distance`` scores them by distance.  The
+          fits run through :func:`bayescale.fit_many` (``executor``), so on a
+          cluster too, with the same results.  Families with too few rows up to
+          an origin are left out of its fit (forecast from the population).
+        - a callable ``split(df)`` returning a boolean mask (True = held out).
+    kind : {"mean", "new_run"} or a sequence of both
+        Which forecast to score.  The outcome of a held-out run is one new run,
+        so ``"new_run"`` is the band whose coverage should be nominal; ``"mean"``
+        shows how well the law itself is pinned.
+    levels : sequence of float
+        Central credible levels scored (default 0.5, 0.8, 0.9, 0.95).
+    size : str, optional
+        Column of the model size for ``"largest-size"``.
+    frac : float
+        Share of rows held out by ``"largest-compute"``.
+    seed : int
+        Seed of the fit (unless given in ``fit_kwargs``) and of the forecasts.
+    discrepancy : float, Calibration or "calibrate"
+        Widen the forecasts by the law's own error beyond the data, at this rate
+        or by this calibration (see :func:`bayescale.calibrate`); 0 scores the plain bands.
+        ``"calibrate"`` (``"rolling"`` only) measures the rate inside each
+        origin's training rows by a nested rolling backtest, as
+        ``bs.fit(..., extrapolation=True)`` does, so the score is that of the
+        calibrated forecast; ``per_target`` gains ``rate`` and ``bias``.
+    cuts : int
+        Number of origins of ``"rolling"``.
+    executor : optional
+        Where the fits of ``"rolling"`` run (see :func:`bayescale.fit_many`).
+    **fit_kwargs
+        Passed to :func:`bayescale.fit` (``y``, ``x``, ``group``, ``run``, ``pool``,
+        ``chains``, ...).
+
+    Returns
+    -------
+    Backtest
+        ``per_target``, ``aggregate``, ``fit``, ``held_out``, ``split``.
+
+    Raises
+    ------
+    DataError
+        An unknown split, or one that holds out no rows or every row.
+    """
+    req = request(law, seed=seed, **fit_kwargs)
+    if isinstance(discrepancy, str):
+        if discrepancy != "calibrate" or split != "rolling":
+            raise DataError(f"discrepancy={discrepancy!r}: a rate >= 0, or 'calibrate' with split='rolling'.")
+        discrepancy = _nested(req.with_(sampler={"progress": False}), seed, executor)
+    return run_backtest(df, req, split, kind, levels, size, frac, seed, discrepancy, cuts, executor)
+
+
+def _nested(req, seed: int, executor):
+    """The calibration measured inside one origin's training rows alone (0.0 if it cannot be)."""
+    def measure_inside(frame):
+        try:
+            return measure(frame, req, seed=seed, executor=executor)
+        except DataError:  # too few rows or too little spread of compute for origins of its own
+            return 0.0
+
+    return measure_inside
+
+
+load = Fit.load
+
+__all__ = ["backtest", "fit", "fit_many", "load"]

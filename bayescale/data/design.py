@@ -1,0 +1,352 @@
+"""From a user's DataFrame to a validated :class:`Design` (arrays a model can use).
+
+Everything that can be wrong with the data is found here, before any JAX code
+runs, and raised as :class:`~bayescale.errors.DataError` naming the column, the
+rows and the fix.  Properties of the design that limit what can be learned
+(few distinct sizes, N and D collinear, tiny families) become
+:class:`~bayescale.errors.FitWarning` records.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, DesignWarning, FitWarning
+from ..laws.outcome import Outcome
+from ..laws.schedule import derive
+from ..laws.spec import Law
+
+ALL = "all"  # family name used when no group column is given
+_SHOW = 5  # offending rows listed in a message
+MIXED_UNITS_DECADES = 6.0  # an input spanning more decades than this within a family ...
+MIXED_UNITS_GAP = 3.0  # ... with an empty gap this wide looks like mixed units (7 and 7e9)
+SCHEDULE_MIN_ROWS = 3  # fewer rows per run than this leave a derived input mostly interpolated
+
+
+@dataclass
+class Design:
+    """Validated data in the form the model needs.
+
+    Attributes
+    ----------
+    y : ndarray
+        Outcome, inside the law's outcome range (:mod:`bayescale.outcome`).
+    inputs : dict of str -> ndarray
+        Law input name -> raw values (not yet divided by the reference), derived
+        inputs included.
+    refs : dict of str -> float
+        Reference value of each input: the geometric mean of the data (1 for an
+        input the law does not scale).
+    families : list of str
+        Family names; ``family_idx`` indexes them per row.
+    runs : list of str
+        Run names (empty without a run column); ``run_idx`` per row, -1 if none.
+    se_log : ndarray
+        Known measurement standard error on the link scale, log or logit (0 where
+        unknown).
+    columns : dict
+        The mapping from the call: ``y``, ``x`` (input -> column), ``group``, ``run``, ``se``.
+    frame : DataFrame
+        The rows used, with the original index and only the mapped columns.
+    outcome : Outcome
+        The law's outcome: its range and link scale.
+    """
+
+    y: np.ndarray
+    inputs: dict
+    refs: dict
+    families: list
+    family_idx: np.ndarray
+    runs: list
+    run_idx: np.ndarray
+    se_log: np.ndarray
+    columns: dict
+    frame: pd.DataFrame
+    warnings: list = field(default_factory=list)
+    outcome: Outcome = field(default_factory=Outcome)
+
+    @property
+    def n_families(self) -> int:
+        return len(self.families)
+
+    def floor(self) -> np.ndarray:
+        """Smallest outcome per family (the upper bound of a ``floor`` prior)."""
+        return np.array([self.y[self.family_idx == k].min() for k in range(self.n_families)])
+
+    def scaled(self, inputs: dict) -> dict:
+        """Inputs divided by the references, as the law's formula expects them."""
+        return {k: np.asarray(v, dtype=float) / self.refs[k] for k, v in inputs.items()}
+
+
+def input_mapping(law: Law, x) -> dict:
+    """Normalise ``x`` to a dict law input (or schedule column) -> data column."""
+    names = law.columns
+    if isinstance(x, str):
+        if len(names) != 1:
+            raise DataError(
+                f"law '{law.name}' has inputs {list(names)}; pass x as a dict such as "
+                f"{ {k: '<column>' for k in names} }."
+            )
+        return {names[0]: x}
+    if x is None:
+        x = {}
+    if not isinstance(x, dict):
+        raise DataError(f"x must be a dict of law input -> column, not {type(x).__name__}.")
+    unknown = sorted(set(x) - set(names))
+    missing = [k for k in names if k not in x]
+    if unknown:
+        raise DataError(f"x names {unknown}, which are not inputs of law '{law.name}' "
+                        f"(its inputs are {list(names)}).")
+    if missing:
+        raise DataError(f"x does not map law input(s) {missing} of law '{law.name}' to a column; "
+                        f"pass e.g. x={{'{missing[0]}': '<column>'}}.")
+    return dict(x)
+
+
+def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
+            min_rows_per_family: int = 2, check_units: bool = True) -> Design:
+    """Validate ``df`` for ``law`` and return a :class:`Design`.
+
+    Raises
+    ------
+    DataError
+        Missing or misspelled columns, non-numeric or non-finite values, zero or
+        negative values where a log is taken, a family with too few rows, exact
+        duplicate rows without a run column, an input that looks like mixed units
+        within a family (unless ``check_units=False``).
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, not {type(df).__name__}.")
+    if len(df) == 0:
+        raise DataError("the data has no rows; pass at least a few runs of the ladder.")
+    xmap = input_mapping(law, x)
+    columns = {"y": y, "x": xmap, "group": group, "run": run, "se": se}
+    used = [y, *xmap.values(), *(c for c in (group, run, se) if c is not None)]
+    for col in used:
+        require_column(df, col)
+    frame = df[list(dict.fromkeys(used))].copy()
+
+    yv = outcome_column(frame, y, law)
+    se_log = np.zeros_like(yv)
+    if se is not None:
+        sev = _numeric(frame, se)
+        _no_bad(frame, se, ~(sev >= 0), "a negative value", "standard errors must be >= 0")
+        se_log = law.outcome.se(sev, yv)
+
+    families, fidx = _codes(frame, group, default=ALL)
+    runs, ridx = _codes(frame, run, default=None)
+    _check_families(frame, group, fidx, families, min_rows_per_family)
+    inputs = law_inputs(law, frame, xmap, group, run)
+    if check_units:
+        for k, col in xmap.items():
+            if not _scaled(law, k):
+                continue
+            for f, name in enumerate(families):
+                units_look_mixed(inputs[k][fidx == f], col, name if group is not None else None)
+    if run is None:
+        _check_duplicates(frame, [y, *xmap.values(), *([group] if group else [])])
+
+    refs = {k: float(np.exp(np.mean(np.log(v)))) if _scaled(law, k) else 1.0
+            for k, v in inputs.items()}
+    design = Design(yv, inputs, refs, families, fidx, runs, ridx, se_log, columns, frame,
+                    outcome=law.outcome)
+    design.warnings = design_warnings(design, law)
+    return design
+
+
+def outcome_column(frame: pd.DataFrame, col, law: Law) -> np.ndarray:
+    """The outcome column, checked against the law's outcome range."""
+    if law.outcome.kind == "positive":
+        return positive_column(frame, col, "the outcome (a log is taken)")
+    values = _numeric(frame, col)
+    _no_bad(frame, col, ~law.outcome.valid(values), "values outside (0, 1)",
+            f"law '{law.name}' models a bounded outcome on the logit scale: give accuracies as "
+            f"fractions (0.42, not 42%) and nudge exact 0 or 1 inward (e.g. by half a count over "
+            f"the number of questions) or drop those rows")
+    return values
+
+
+def _scaled(law: Law, name: str) -> bool:
+    spec = law.input_specs.get(name)
+    return spec is not None and spec.scale == "reference"
+
+
+def law_inputs(law: Law, frame: pd.DataFrame, xmap: dict, group=None, run=None) -> dict:
+    """The formula's inputs for the rows of ``frame``: mapped columns, then derived inputs.
+
+    Derived inputs are computed per run (the ``run`` column within the ``group``
+    column when present; otherwise per family, or the whole frame as one run).
+    """
+    raw = {}
+    for k, col in xmap.items():
+        raw[k] = (positive_column(frame, col, f"input {k}") if _scaled(law, k)
+                  else _numeric(frame, col))
+    out = {k: raw[k] for k in law.inputs if k in raw}
+    formulas = {k: i.derived for k, i in law.input_specs.items() if i.derived is not None}
+    if not formulas:
+        return out
+    keys = [c for c in (group, run) if c is not None and c in frame.columns]
+    codes = (pd.MultiIndex.from_frame(frame[keys].astype(str)).factorize()[0] if keys
+             else np.zeros(len(frame), dtype=int))
+    step = xmap["step"]
+    dup = pd.DataFrame({"run": codes, "step": raw["step"]}).duplicated(keep=False).to_numpy()
+    _no_bad(frame, step, dup, "repeated steps within a run",
+            f"derived inputs of law '{law.name}' need one row per step of each run; "
+            f"pass run='<run column>' (and group=) so the runs are told apart")
+    rows_per_run = np.bincount(codes)
+    if rows_per_run.min() < SCHEDULE_MIN_ROWS:
+        warnings.warn(DesignWarning(
+            f"a run has only {rows_per_run.min()} row(s) to derive {sorted(formulas)} from; the "
+            f"schedule between rows is interpolated (and held at its first value back to step 0). "
+            f"Pass every logged step of the run's schedule (e.g. the learning rate every few hundred "
+            f"steps) and read the rows you need from the result."), stacklevel=3)
+    derived = derive(formulas, {k: raw[k] for k in law.schedule}, codes)
+    for k, values in derived.items():
+        if _scaled(law, k):
+            _no_bad(frame, step, ~(values > 0), f"rows where derived input {k} is not > 0",
+                    f"{k} is divided by its reference and raised to powers; drop rows at step 0")
+        out[k] = values
+    return out
+
+
+def design_warnings(design: Design, law: Law) -> list[FitWarning]:
+    """Warnings about what this design can and cannot identify."""
+    out = []
+    for k, v in design.inputs.items():
+        n = len(np.unique(v))
+        if n < 3:
+            out.append(FitWarning("few_sizes", (
+                f"input {k} (column '{design.columns['x'].get(k, 'derived')}') has only {n} "
+                f"distinct value(s); "
+                f"its exponent is then set by the prior more than the data. Add runs at a third "
+                f"size or fix the exponent with a narrower prior."), DesignWarning))
+    names = [k for k in design.inputs if _scaled(law, k)]
+    logs = [np.log(design.inputs[k]) for k in names]
+    for i in range(len(logs)):
+        for j in range(i + 1, len(logs)):
+            ratio = logs[j] - logs[i]
+            if len(np.unique(np.round(ratio, 3))) == 1:
+                a, b = names[i], names[j]
+                out.append(FitWarning("collinear", (
+                    f"{b}/{a} is the same in every row (a fixed ratio such as tokens per "
+                    f"parameter), so the effects of {a} and {b} cannot be separated; forecasts at "
+                    f"another ratio rest on the priors. Add runs at other ratios."), DesignWarning))
+    varying = sum(p.pool != "shared" for p in law.parameters.values())
+    if design.n_families > 1 and varying:
+        counts = np.bincount(design.family_idx, minlength=design.n_families)
+        small = [f for f, c in zip(design.families, counts) if c <= varying]
+        if small:
+            out.append(FitWarning("small_family", (
+                f"famil{'y' if len(small) == 1 else 'ies'} {small} ha{'s' if len(small) == 1 else 've'} "
+                f"no more rows than the {varying} family-level parameter(s); their values lean on "
+                f"the population (partial pooling) or on the prior."), DesignWarning))
+    return out
+
+
+def units_look_mixed(values: np.ndarray, column, family=None) -> None:
+    """Refuse values that look like mixed units (sizes partly in billions, ``7``, partly raw, ``7e9``).
+
+    They span more than :data:`MIXED_UNITS_DECADES` decades with an empty gap of at
+    least :data:`MIXED_UNITS_GAP` decades between two clusters; a real ladder that
+    is merely wide has no such gap.
+    """
+    logs = np.log10(np.unique(values))
+    if len(logs) < 2:
+        return
+    span, gaps = logs[-1] - logs[0], np.diff(logs)
+    if span > MIXED_UNITS_DECADES and gaps.max() >= MIXED_UNITS_GAP:
+        i = int(np.argmax(gaps))
+        where = f" in family {family!r}" if family is not None else ""
+        raise DataError(
+            f"column '{column}'{where} looks like mixed units: its values span {span:.1f} decades "
+            f"({10 ** logs[0]:.4g} to {10 ** logs[-1]:.4g}) with none between {10 ** logs[i]:.4g} and "
+            f"{10 ** logs[i + 1]:.4g} (e.g. some sizes in billions, 7, and some raw, 7e9). Write every "
+            f"value in one unit, or pass check_units=False (command line: --no-unit-check) if the "
+            f"range is real.")
+
+
+# ---- helpers -----------------------------------------------------------------------
+def require_column(df: pd.DataFrame, col) -> None:
+    if col in df.columns:
+        return
+    names = [str(c) for c in df.columns]
+    close = difflib.get_close_matches(str(col), names, n=1, cutoff=0.6)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise DataError(f"column '{col}' is not in the data.{hint} Columns are: {', '.join(names)}.")
+
+
+def _rows(frame: pd.DataFrame, mask: np.ndarray, col) -> str:
+    positions = np.flatnonzero(mask)
+    values = frame[col].iloc[positions[:_SHOW]]
+    shown = ", ".join(f"row {i} ({_show(v)})" for i, v in zip(frame.index[positions[:_SHOW]], values))
+    more = f" and {len(positions) - _SHOW} more" if len(positions) > _SHOW else ""
+    return shown + more
+
+
+def _show(value) -> str:
+    value = value.item() if hasattr(value, "item") else value
+    return repr(value)
+
+
+def _numeric(frame: pd.DataFrame, col) -> np.ndarray:
+    raw = frame[col]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    bad = np.isnan(values) & raw.notna().to_numpy()
+    if bad.any():
+        raise DataError(f"column '{col}' has non-numeric values: {_rows(frame, bad, col)}. "
+                        f"Convert them to numbers (e.g. 7e9, not '7B') or drop those rows.")
+    _no_bad(frame, col, ~np.isfinite(values), "missing (NaN) or infinite values",
+            "drop those rows (e.g. crashed runs) or fill them in")
+    return values
+
+
+def positive_column(frame: pd.DataFrame, col, role: str) -> np.ndarray:
+    values = _numeric(frame, col)
+    _no_bad(frame, col, values <= 0, "zero or negative values",
+            f"{role} must be > 0; check the units or drop those rows")
+    return values
+
+
+def _no_bad(frame, col, mask, what: str, fix: str) -> None:
+    if mask.any():
+        raise DataError(f"column '{col}' has {what}: {_rows(frame, mask, col)}; {fix}.")
+
+
+def _codes(frame: pd.DataFrame, col, default):
+    if col is None:
+        n = len(frame)
+        return ([default] if default else []), np.full(n, 0 if default else -1, dtype=int)
+    values = frame[col]
+    _no_bad(frame, col, values.isna().to_numpy(), "missing labels",
+            "give every row a label or drop those rows")
+    codes, names = pd.factorize(values.astype(str), sort=True)
+    return list(names), codes.astype(int)
+
+
+def _check_families(frame, group, fidx, families, minimum: int) -> None:
+    counts = np.bincount(fidx, minlength=len(families))
+    small = [(f, int(c)) for f, c in zip(families, counts) if c < minimum]
+    if small:
+        where = group or "the data"
+        raise DataError(
+            f"famil{'y' if len(small) == 1 else 'ies'} "
+            + ", ".join(f"'{f}' ({c} row{'s' if c != 1 else ''})" for f, c in small)
+            + f" in column '{where}' ha{'s' if len(small) == 1 else 've'} fewer than {minimum} rows. "
+            f"Drop or merge them, or pass min_rows_per_family=1 to forecast such a family "
+            f"mostly from the others (partial pooling)."
+        )
+
+
+def _check_duplicates(frame: pd.DataFrame, cols: list) -> None:
+    dup = frame.duplicated(subset=cols, keep=False).to_numpy()
+    if dup.any():
+        idx = list(frame.index[dup][:_SHOW])
+        raise DataError(
+            f"rows {idx} are exact duplicates (same inputs and outcome) and there is no run "
+            f"column. If they are separate seeds, pass run='<seed column>'; otherwise drop the copies."
+        )

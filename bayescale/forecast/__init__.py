@@ -1,0 +1,1 @@
+"""Forecasts built on fits: compute-optimal allocation, two-stage (loss -> metric) chains."""

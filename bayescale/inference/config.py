@@ -1,0 +1,101 @@
+"""Typed sampler settings: what a user may choose about how a posterior is sampled.
+
+One frozen record travels from the public calls (``bs.fit``, ``bs.fit_many``,
+``bs.sweep``, ``bs.backtest``, SBC) down to the backend, and is saved with
+every fit, so a fit says exactly how it was made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from ..errors import FitError
+
+BACKENDS = ("numpyro",)
+DEVICES = (None, "auto", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How to sample a posterior.
+
+    Parameters
+    ----------
+    backend : {"numpyro"}
+        Sampler backend (NUTS in NumPyro, compiled whole by JAX).
+    chains, warmup, draws : int
+        Number of chains, warm-up (adaptation) iterations and kept draws per chain.
+    target_accept : float, optional
+        NUTS target acceptance probability; ``None`` lets the fit choose (0.99
+        with random effects, whose funnels otherwise cost occasional divergent
+        transitions, 0.95 without).
+    max_tree_depth : int
+        NUTS's limit on trajectory doubling (2**depth - 1 leapfrog steps at most).
+    seed : int
+        The same seed gives identical draws.
+    device : {"cpu", "gpu", "auto"}, optional
+        Where to sample; ``None``/``"auto"``: the CPU unless JAX sees a GPU and the
+        work is large (:func:`bayescale.inference.device.choose_device`).
+    progress : bool, optional
+        Progress bar; by default only when stderr is a terminal.
+
+    Examples
+    --------
+    >>> from bayescale.inference import SamplerConfig
+    >>> SamplerConfig(chains=2, draws=500).with_(seed=3).seed
+    3
+    >>> SamplerConfig(chains=0)
+    Traceback (most recent call last):
+    ...
+    bayescale.errors.FitError: SamplerConfig: chains=0 must be a whole number >= 1.
+    """
+
+    backend: str = "numpyro"
+    chains: int = 4
+    warmup: int = 1000
+    draws: int = 1000
+    target_accept: float | None = None
+    max_tree_depth: int = 10
+    seed: int = 0
+    device: str | None = None
+    progress: bool | None = None
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise FitError(f"SamplerConfig: backend={self.backend!r}; choose one of {', '.join(BACKENDS)}.")
+        for name, low in (("chains", 1), ("warmup", 0), ("draws", 1), ("max_tree_depth", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise FitError(f"SamplerConfig: {name}={value!r} must be a whole number >= {low}.")
+        if self.target_accept is not None and not 0 < float(self.target_accept) < 1:
+            raise FitError(f"SamplerConfig: target_accept={self.target_accept!r} must lie strictly "
+                           f"between 0 and 1 (e.g. 0.95), or be None for the default.")
+        device = None if self.device is None else str(self.device).lower()
+        if device not in DEVICES:
+            raise FitError(f"SamplerConfig: device={self.device!r}; choose 'cpu', 'gpu' or 'auto'.")
+        object.__setattr__(self, "device", device)
+
+    def with_(self, **changes) -> SamplerConfig:
+        """A copy with ``changes`` (keywords of the constructor)."""
+        return replace(self, **changes)
+
+    def record(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict) -> SamplerConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in names})
+
+
+def sampler_config(sampler: SamplerConfig | None, **everyday) -> SamplerConfig:
+    """``sampler`` with the everyday keywords of a public call (``chains=``, ``draws=``, ...)
+    that were given (not None) applied on top."""
+    base = sampler if sampler is not None else SamplerConfig()
+    if not isinstance(base, SamplerConfig):
+        raise FitError(f"sampler={sampler!r}: pass a bayescale.SamplerConfig.")
+    given = {k: v for k, v in everyday.items() if v is not None}
+    return base.with_(**given) if given else base
+
+
+__all__ = ["SamplerConfig", "sampler_config"]

@@ -1,0 +1,1 @@
+"""Laws as data: the safe formula parser, priors, outcomes, derived inputs, the catalogue."""

@@ -1,0 +1,1 @@
+"""Many fits: one law over every group of a table (sweep), resumable, on any executor."""
