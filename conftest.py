@@ -1,4 +1,4 @@
-"""Test-suite settings that must be in place before bayescale is imported."""
+"""Test-suite settings that must be in place before JAX starts."""
 
 import os
 
@@ -6,7 +6,10 @@ import os
 # CPU machine (inside executable.serialize(), not reproducibly); the suite runs without it.
 os.environ.setdefault("BAYESCALE_JAX_CACHE", "0")
 
-# bayescale asks XLA for one CPU device per chain, which only works before JAX starts: import it
-# first, whatever order the test modules import things in (a test module that imported jax
-# first left every later fit with one device, sequential chains and other draws).
-import bayescale  # noqa: E402, F401
+# bayescale applies its JAX settings (host devices, float64) when it first samples, and the host
+# device count only takes before JAX starts its backends; a test module that computes with JAX
+# before its first fit would leave every later fit with one device (sequential chains, other
+# draws), so the suite applies them first, as a fit would.
+from bayescale.inference import runtime  # noqa: E402
+
+runtime.ensure()

@@ -33,7 +33,7 @@ from _common import header, save
 from bench_fit import cases
 
 import bayescale as bs
-from bayescale.diagnostics import table
+from bayescale.inference.gate import table
 
 CHAINS, TUNE, DRAWS = 4, 1000, 1000
 

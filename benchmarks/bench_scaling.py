@@ -68,8 +68,8 @@ def child(rows: int, families: int, chains: int, warmup: int, draws: int, full: 
     import jax
 
     from bayescale import inference
-    from bayescale.fit import setup
     from bayescale.model import build, choose_centring
+    from bayescale.result.fitting import setup
 
     df = simulate(rows, families)
     _, design, s, data = setup(df, "chinchilla", "loss", {"N": "params", "D": "tokens"}, "family", None,
@@ -103,7 +103,7 @@ def child(rows: int, families: int, chains: int, warmup: int, draws: int, full: 
         return head | {"grad_ms": 1e3 * grad_s,
                        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
-    from bayescale.fit import default_target_accept, dense_sites
+    from bayescale.inference.sample import default_target_accept, dense_sites
 
     latent = inference.latent_sites(model, data)
     program = inference.nuts_program(model, latent, chains=chains, warmup=warmup, draws=draws,

@@ -39,7 +39,7 @@ import pandas as pd
 from _common import header, save
 
 import bayescale as bs
-from bayescale.executor import dask_client
+from bayescale.inference.executor import dask_client
 
 sweep_module = importlib.import_module("bayescale.sweep")  # bs.sweep is the function
 SETTINGS = {"law": "power", "y": "y", "x": "C", "chains": 2, "warmup": 200, "draws": 200}

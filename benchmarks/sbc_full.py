@@ -6,7 +6,7 @@
                                   [--parts DIR] [--merge]
 
 Each law is simulated from and fitted on its default design
-(:func:`bayescale.sbc.design`): ``reps`` replicates, split into chunks of
+(:func:`bayescale.evaluate.sbc.design`): ``reps`` replicates, split into chunks of
 ``chunk`` replicates that ``workers`` processes run side by side (chunks of all
 laws interleaved, so the first round compiles each law once and later chunks
 find the program in JAX's persistent cache).  The laws are
@@ -50,7 +50,7 @@ def run_chunk(law: str, reps: int, indices: list, opts: dict) -> dict:
     import warnings
 
     warnings.simplefilter("ignore")
-    from bayescale.sbc import sbc
+    from bayescale.evaluate.sbc import sbc
 
     started = time.perf_counter()
     try:
@@ -86,7 +86,7 @@ def _load_parts(folder: Path, laws: list) -> tuple[dict, dict]:
 
     Replicates of different seeds are renumbered ``seed * 100000 + i`` so they stay distinct.
     """
-    from bayescale.sbc import SBCResult, combine
+    from bayescale.evaluate.sbc import SBCResult, combine
 
     merged, info = {}, {}
     for law in laws:
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
         os.environ["XLA_FLAGS"] = (f"{flags} --xla_cpu_multi_thread_eigen=false "
                                    f"intra_op_parallelism_threads=1").strip()
     import bayescale as bs
-    from bayescale.sbc import SBCResult, combine
+    from bayescale.evaluate.sbc import SBCResult, combine
 
     laws = args.laws.split(",") if args.laws else bs.law.law_names()
     opts = {"draws": args.draws, "chains": args.chains, "warmup": args.warmup, "thin": args.thin,
@@ -233,7 +233,7 @@ def main(argv=None) -> int:
         folder = Path(args.plots)
         folder.mkdir(parents=True, exist_ok=True)
         for law, res in merged.items():
-            fig = res.plot()
+            fig = bs.plot(res)
             fig.savefig(folder / f"sbc_{law}.png", dpi=110)
     return 0
 
@@ -252,7 +252,7 @@ def _fmt_p(p: float) -> str:
 
 def render(merged: dict, errors: dict, info: dict, laws: list, args, wall: float, argv) -> str:
     """The markdown report; ``info`` holds each law's provenance (see :func:`_load_parts`)."""
-    from bayescale.sbc import RHAT_FAIL
+    from bayescale.evaluate.sbc import RHAT_FAIL
 
     cmd = "python benchmarks/sbc_full.py " + " ".join(argv if argv is not None else sys.argv[1:])
     date = _dt.date.today().isoformat()
@@ -279,10 +279,10 @@ def render(merged: dict, errors: dict, info: dict, laws: list, args, wall: float
         "## Method",
         "",
         "Simulation-based calibration (Talts et al. 2018, arXiv:1804.06788; Modrák et al. 2023, "
-        "arXiv:2211.02383) on each law's default design (`bayescale.sbc.design`: 3 families x 5 sizes "
+        "arXiv:2211.02383) on each law's default design (`bayescale.evaluate.sbc.design`: 3 families x 5 sizes "
         "x 5 token budgets, each (family, size) one run evaluated at the 5 budgets, so the model has run "
         "effects; learning-rate schedules for schedule laws). Each replicate draws every parameter and a "
-        "data set from the prior predictive of the fitted model (`bayescale.sbc.sbc`), fits it by NUTS "
+        "data set from the prior predictive of the fitted model (`bayescale.evaluate.sbc.sbc`), fits it by NUTS "
         "started at the true draw, and ranks the true value among the posterior draws. Quantities: the "
         "law's parameters (per family where they are not shared), population and noise parameters, and "
         "`log_lik`, the log-likelihood of the whole data set (a data-dependent test quantity). With "
@@ -347,7 +347,7 @@ def render(merged: dict, errors: dict, info: dict, laws: list, args, wall: float
     # the same tests corrected across the whole catalogue: with ~200 quantities, a raw p of 0.005
     # somewhere is expected by chance even when every law is calibrated
     every = pd.concat([merged[law].uniformity(test="ks", correction="holm") for law in merged])
-    from bayescale.sbc import adjust
+    from bayescale.evaluate.sbc import adjust
 
     every["p_all"] = adjust(every["p_value"].to_numpy(), "holm")
     worst = every.sort_values("p_value").iloc[0] if len(every) else None

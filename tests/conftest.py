@@ -12,11 +12,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Every bs.fit calibrates its extrapolation by default (3 more fits); the suite turns that off
-# so that the many small fits here stay single fits, and the tests of calibration ask for it
-# (extrapolation=True) or turn the default back on (monkeypatch.setenv(..., "auto")).
-os.environ["BAYESCALE_EXTRAPOLATION"] = "off"
-
 
 @pytest.fixture(scope="session")
 def case_study():

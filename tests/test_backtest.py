@@ -7,11 +7,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from bayescale.backtest import backtest, heldout_mask, score
-from bayescale.predict import terms
 
 import bayescale as bs
 from bayescale.errors import DataError
+from bayescale.evaluate.backtest import backtest, heldout_mask, score
+from bayescale.result.predictive import terms
 
 X = {"N": "params", "D": "tokens"}
 SETTINGS = dict(law="chinchilla_shared", y="loss", x=X, chains=2, warmup=200, draws=200, seed=0)

@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayescale.cli import main
-from bayescale.data import units_look_mixed
+from bayescale.cli.main import main
+from bayescale.data.design import units_look_mixed
 from bayescale.errors import DataError
 
 CORPUS = Path(__file__).parent / "bad_inputs"
-SHORT = ["--chains", "1", "--warmup", "50", "--draws", "50", "--seed", "0"]
+SHORT = ["--chains", "1", "--warmup", "50", "--draws", "50", "--seed", "0", "--law-only"]
 
 
 def fit_argv(data, *extra, law="power", y="loss", x=("x",), out="{tmp}/fit"):

@@ -8,13 +8,13 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from bayescale.calibrate import discrepancy_rate, errors, estimate
-from bayescale.outcome import Outcome
-from bayescale.predict import terms, widen
 from scipy import stats
 
 import bayescale as bs
 from bayescale.errors import DataError, ExtrapolationWarning
+from bayescale.evaluate.calibration import discrepancy_rate, errors, estimate
+from bayescale.laws.outcome import Outcome
+from bayescale.result.predictive import terms, widen
 
 KW = dict(y="loss", x="x", chains=2, warmup=300, draws=300, seed=0, progress=False)
 
@@ -105,9 +105,8 @@ def test_chinchilla_fit_to_a_running_exponent_gets_bands_that_cover_again():
     assert calibrated >= 0.9 - 2 * 0.1, (calibrated, fit.settings.extrapolation)
 
 
-def test_well_specified_law_gets_a_small_rate_kept_with_the_fit(monkeypatch):
-    monkeypatch.setenv("BAYESCALE_EXTRAPOLATION", "auto")  # what a user gets: no argument
-    df = _ladder(bend=False)
+def test_well_specified_law_gets_a_small_rate_kept_with_the_fit():
+    df = _ladder(bend=False)  # what a user gets: no extrapolation argument
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = bs.fit(df, "power", **KW)
@@ -115,6 +114,11 @@ def test_well_specified_law_gets_a_small_rate_kept_with_the_fit(monkeypatch):
     # the bands already explain the held-out errors: the excess is of the order of the noise
     assert kept["rate"] < 0.005, kept
     assert kept["origins"] == 3 and kept["reach"] > 2.0, kept
+    # every nested fit's verdict is recorded with the fit
+    nested = fit.settings.nested
+    assert [row["origin"] for row in nested] == [0, 1, 2]
+    assert all(row["verdict"] in ("passed", "failed") and row["rows"] < len(df) for row in nested)
+    assert all((row["verdict"] == "passed") == (row["reason"] == "") for row in nested)
 
 
 def test_fit_predicts_with_its_calibration_unless_told_not_to(bent, tmp_path):
@@ -150,23 +154,21 @@ def test_forecast_beyond_the_backtests_reach_warns(bent):
         fit.predict({"x": [10 ** (9 + cal.reach + 0.5)]})
 
 
-def test_extrapolation_argument_is_checked(monkeypatch):
+def test_extrapolation_argument_is_checked():
     with pytest.raises(DataError, match="extrapolation="):
         bs.fit(_ladder(bend=False), "power", extrapolation="yes", **KW)
-    monkeypatch.setenv("BAYESCALE_EXTRAPOLATION", "sometimes")
-    with pytest.raises(DataError, match="BAYESCALE_EXTRAPOLATION='sometimes'"):
-        bs.fit(_ladder(bend=False), "power", **KW)
+    with pytest.raises(DataError, match="tails="):
+        bs.fit(_ladder(bend=False), "power", extrapolation=bs.CalibrationConfig(tails="wide"), **KW)
 
 
-def test_auto_falls_back_to_the_law_only_band_where_no_backtest_fits(monkeypatch):
+def test_auto_falls_back_to_the_law_only_band_where_no_backtest_fits():
     # one IsoFLOP profile: every run has the same compute, so no rolling origin leaves runs beyond it
     n = np.geomspace(1e8, 1e9, 6)
     df = pd.DataFrame({"N": n, "D": 1e19 / n, "loss": 3.0 + 0.01 * np.log(n / 3e8) ** 2})
     kw = dict(y="loss", x={"N": "N", "D": "D"}, chains=1, warmup=100, draws=100, progress=False)
-    monkeypatch.setenv("BAYESCALE_EXTRAPOLATION", "auto")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = bs.fit(df, "chinchilla", **kw)
+        fit = bs.fit(df, "chinchilla", **kw)  # the default: extrapolation="auto"
         assert "no origin leaves rows" in fit.settings.extrapolation["skipped"]
         new = {"N": [3e9], "D": [1e11]}
         band = fit.predict(new, levels=(0.9,))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bayescale.law import Law
 
 import bayescale as bs
+from bayescale.laws.spec import Law
 
 
 def _rows(text: str, first_cell: str) -> list[list[str]]:

@@ -38,8 +38,8 @@ def fits():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         kw = dict(chains=4, warmup=500, draws=500, seed=1, progress=False)
-        loss_fit = bs.fit(df, "power", y="loss", x="params", **kw)
-        link_fit = bs.fit(df, LINK, y="acc", x="loss", **kw)
+        loss_fit = bs.fit(df, "power", y="loss", x="params", **kw, extrapolation=False)
+        link_fit = bs.fit(df, LINK, y="acc", x="loss", **kw, extrapolation=False)
     return loss_fit, link_fit
 
 

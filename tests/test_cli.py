@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 import bayescale as bs
-from bayescale import cli
-from bayescale.cli import UsageError, main, read_data
+import bayescale.cli.main as cli
+from bayescale.cli.main import UsageError, main, read_data
 
 TINY = ["--chains", "1", "--warmup", "150", "--draws", "150", "--seed", "0"]
 
@@ -55,12 +55,14 @@ def fitted(power_csv, tmp_path_factory):
     """One tiny fit shared by the predict tests: (exit code, fit dir, stdout, stderr)."""
     out = tmp_path_factory.mktemp("fit") / "power-fit"
     code, stdout, stderr = run(["fit", power_csv, "--law", "power", "--y", "loss", "--x", "x",
-                                *TINY, "--out", out])
+                                *TINY, "--law-only", "--out", out])
     return code, out, stdout, stderr
 
 
 def fit_args(data, out, *extra):
-    return ["fit", data, "--law", "power", "--y", "loss", "--x", "x", *TINY, "--out", out, *extra]
+    """A tiny ``bayescale fit``; law-only bands unless ``extra`` asks for the calibration."""
+    how = [] if {"--extrapolation", "--law-only"} & set(extra) else ["--law-only"]
+    return ["fit", data, "--law", "power", "--y", "loss", "--x", "x", *TINY, *how, "--out", out, *extra]
 
 
 # ---- laws --------------------------------------------------------------------------------
@@ -294,7 +296,7 @@ def test_predict_bad_fit_dir_and_family(fitted, tmp_path):
 def test_gate_failure_exits_1_and_keeps_the_fit(power_csv, tmp_path):
     out = tmp_path / "gate-fit"
     args = ["fit", power_csv, "--law", "power", "--y", "loss", "--x", "x", "--chains", "1",
-            "--warmup", "150", "--draws", "20", "--out", out, "--json"]
+            "--warmup", "150", "--draws", "20", "--law-only", "--out", out, "--json"]
     code, stdout, err = run(args)
     assert code == 1
     assert "DIAGNOSTICS FAILED" in err
@@ -306,10 +308,9 @@ def test_gate_failure_exits_1_and_keeps_the_fit(power_csv, tmp_path):
 
 
 # ---- demo --------------------------------------------------------------------------------
-def test_demo_writes_png_and_coverage(tmp_path, monkeypatch):
-    from bayescale.demo import run_demo
+def test_demo_writes_png_and_coverage(tmp_path):
+    from bayescale.cli.demo import run_demo
 
-    monkeypatch.setenv("BAYESCALE_EXTRAPOLATION", "auto")  # the demo as a user runs it
     lines = []
     result = run_demo(tmp_path, chains=2, warmup=300, draws=300, echo=lines.append, progress=False)
     png = Path(result["png"])
@@ -372,7 +373,7 @@ def test_fit_predict_report_on_gadre_overtrain(tmp_path):
     other = tmp_path / "gadre-chinchilla"
     code, _, err = run(["fit", data, "--law", "chinchilla", "--y", "loss", "--x", "N=params",
                         "--x", "D=tokens", "--group", "dataset", "--se", "loss_se", "--chains", "2",
-                        "--warmup", "300", "--draws", "300", "--out", other, "--quiet"])
+                        "--warmup", "300", "--draws", "300", "--law-only", "--out", other, "--quiet"])
     assert code in (0, 1), err
     code, stdout, err = run(["compare", out, other, "--json"])
     assert code == 0, err

@@ -8,7 +8,7 @@ import pytest
 
 import bayescale
 from bayescale import Law
-from bayescale.data import ALL, Design, input_mapping, prepare
+from bayescale.data.design import ALL, Design, input_mapping, prepare
 from bayescale.errors import DataError, DesignWarning
 
 POWER = Law.named("power")

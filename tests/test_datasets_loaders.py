@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from bayescale.datasets import loaders
 
+from bayescale.data import loaders
 from bayescale.errors import DataError
 
 NAMES = [

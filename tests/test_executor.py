@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale import executor as runner
+from bayescale.inference import executor as runner
 
 CALLS: dict = {}
 
@@ -107,8 +107,8 @@ def test_sweep_fit_many_and_sbc_on_dask_equal_the_local_default(client):
     for a, b in zip(bs.fit_many(frames, seed=2, **TINY),
                     bs.fit_many(frames, seed=2, executor=client.get_executor(), chunk=2, **TINY)):
         np.testing.assert_array_equal(a.idata.posterior["alpha"], b.idata.posterior["alpha"])
-    from bayescale.sbc import design as sbc_design
-    from bayescale.sbc import sbc
+    from bayescale.evaluate.sbc import design as sbc_design
+    from bayescale.evaluate.sbc import sbc
 
     design = sbc_design("power", families=1, sizes=6, ratios=1)
     opts = {"reps": 4, "draws": 20, "seed": 3, "chains": 2, "warmup": 100, "thin": 1}

@@ -7,9 +7,9 @@ import os
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from bayescale.formula import FUNCTIONS, parse, parse_call
 
 from bayescale.errors import LawError
+from bayescale.laws.formula import FUNCTIONS, parse, parse_call
 
 ENV = {
     "E": np.array([1.5, 1.7, 2.0]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,9 +13,9 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale import io
-from bayescale.data import prepare
+from bayescale.data.design import prepare
 from bayescale.errors import FitError
+from bayescale.result import io
 
 # two families: pool explicitly, so a family absent from the data can be forecast
 POOL = {"E": "partial", "a": "partial"}
@@ -31,7 +32,7 @@ def saved(tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a fit this small fails the diagnostics gate on purpose
         fit = bs.fit(df, law="power", y="loss", x="x", group="family", pool=POOL, chains=2,
-                     warmup=200, draws=200, seed=0)
+                     warmup=200, draws=200, seed=0, extrapolation=False)
     path = tmp_path_factory.mktemp("fits") / "fit"
     fit.save(path)
     return fit, path
@@ -63,9 +64,10 @@ def test_saved_directory_holds_only_open_formats(saved):
 def test_fit_json_contents(saved):
     fit, path = saved
     meta = json.loads((path / "fit.json").read_text(encoding="utf-8"))
-    assert meta["format"] == io.FORMAT == 1
+    assert meta["format"] == io.FORMAT == 2
     assert meta["columns"] == {"y": "loss", "x": {"x": "x"}, "group": "family", "run": None, "se": None}
-    assert meta["settings"]["seed"] == 0 and meta["settings"]["chains"] == 2
+    assert meta["settings"]["sampler"]["seed"] == 0 and meta["settings"]["sampler"]["chains"] == 2
+    assert bs.Settings.from_record(meta["settings"]) == fit.settings
     assert set(meta["sha256"]) == {"posterior.nc", "data.csv", "law.toml"}
     assert meta["sha256"]["law.toml"] == io._sha256(path / "law.toml")
     assert {"numpyro", "jax", "xarray", "pandas"} <= set(meta["versions"])
@@ -160,7 +162,7 @@ def test_edited_law(saved, tmp_path):
         bs.load(path)
 
 
-@pytest.mark.parametrize("fmt", [2, 0, "1", None])
+@pytest.mark.parametrize("fmt", [3, 0, "1", None])
 def test_wrong_format(saved, tmp_path, fmt):
     path = copy_of(saved[1], tmp_path)
     meta = json.loads((path / "fit.json").read_text(encoding="utf-8"))
@@ -170,7 +172,7 @@ def test_wrong_format(saved, tmp_path, fmt):
         bs.load(path)
     msg = str(info.value)
     assert f"was written in fit format {fmt!r}" in msg
-    assert "this version reads format 1" in msg and "Refit" in msg
+    assert "this version reads formats 1, 2" in msg and "Refit" in msg
 
 
 def test_missing_format(saved, tmp_path):
@@ -226,3 +228,29 @@ def test_na_like_labels_round_trip(saved, tmp_path):
     fake = _fake_fit_with_labels(saved, ["EU", "NA"])
     io.save(fake, tmp_path / "fit")
     assert load(tmp_path / "fit").design.families == ["EU", "NA"]
+
+
+FORMAT1 = Path(__file__).parent / "fixtures" / "fit_format1"  # written by bayescale 0.1.0
+
+
+def test_a_fit_saved_by_the_first_release_still_loads():
+    old = bs.load(FORMAT1)
+    meta = json.loads((FORMAT1 / "fit.json").read_text(encoding="utf-8"))
+    assert meta["format"] == 1 and "chains" in meta["settings"]  # the flat settings of format 1
+    st = old.settings
+    assert (st.law, st.chains, st.warmup, st.draws, st.seed) == ("power", 2, 100, 50, 0)
+    assert st.target_accept == 0.95 and st.extrapolation is None
+    assert old.design.n_families == 2 and old.idata.posterior.sizes["draw"] == 50
+    table = old.predict({"x": [1e9], "family": ["f0"]})
+    assert table["lo90"].iloc[0] < table["median"].iloc[0] < table["hi90"].iloc[0]
+
+
+def test_an_unknown_format_names_its_version(tmp_path):
+    path = tmp_path / "future"
+    shutil.copytree(FORMAT1, path)
+    meta = json.loads((path / "fit.json").read_text(encoding="utf-8"))
+    meta["format"], meta["versions"]["bayescale"] = 9, "9.0"
+    (path / "fit.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(bs.FitError, match=r"format 9 by bayescale 9\.0; this version reads formats 1, 2"):
+        bs.load(path)
+

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from bayescale.law import POOLS, catalogue_dir, law_names, resolve
 
 from bayescale import Law, laws
 from bayescale.errors import LawError
+from bayescale.laws.spec import POOLS, catalogue_dir, law_names, resolve
 
 CATALOGUE = ["chinchilla", "chinchilla_shared", "power"]
 
@@ -387,7 +387,7 @@ def test_catalogue_page_is_generated_from_the_specs():
     """models/README.md is the output of `bayescale laws --markdown`: regenerate it after editing a law."""
     from pathlib import Path
 
-    from bayescale.law import catalogue_markdown
+    from bayescale.laws.spec import catalogue_markdown
 
     page = Path(__file__).resolve().parents[1] / "models" / "README.md"
     assert page.read_text(encoding="utf-8") == catalogue_markdown()

@@ -34,7 +34,7 @@ def _load(name: str, **kwargs):
 def _fit(df, law: str, x, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BayescaleWarning)  # judged below through fit.ok
-        return bs.fit(df, law=law, y="loss", x=x, chains=2, seed=0, progress=False, **kwargs)
+        return bs.fit(df, law=law, y="loss", x=x, chains=2, seed=0, progress=False, **kwargs, extrapolation=False)
 
 
 def _median(fit, name: str) -> float:

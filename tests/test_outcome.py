@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from bayescale.law import Law
-from bayescale.outcome import Outcome
 
-from bayescale.data import prepare
+from bayescale.data.design import prepare
 from bayescale.errors import DataError, LawError
+from bayescale.laws.outcome import Outcome
+from bayescale.laws.spec import Law
 
 UNIT_LAW = """
 name = "toy_unit"

@@ -10,9 +10,9 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
-from bayescale.ppc import ppc, ppc_figure, ppc_summary, replicate, uniformity_distance
 
 import bayescale as bs
+from bayescale.evaluate.ppc import ppc, ppc_figure, ppc_summary, replicate, uniformity_distance
 
 SETTINGS = dict(chains=2, warmup=300, draws=300, seed=0, progress=False)
 
@@ -20,7 +20,7 @@ SETTINGS = dict(chains=2, warmup=300, draws=300, seed=0, progress=False)
 def _fit(df, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fits this small may fail the diagnostics gate
-        return bs.fit(df, **kwargs, **SETTINGS)
+        return bs.fit(df, **kwargs, **SETTINGS, extrapolation=False)
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from bayescale.priors import KINDS, Prior
 
 from bayescale.errors import LawError
+from bayescale.laws.priors import KINDS, Prior
 
 
 @pytest.mark.parametrize(

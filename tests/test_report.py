@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale import report
-from bayescale.cli import main
+from bayescale.cli.main import main
+from bayescale.viz import report
 
 SECTION_TAGS = ("html", "head", "body", "table", "section", "ul", "p")
 
@@ -62,7 +62,7 @@ def tiny_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return bs.fit(df, law="power", y="loss", x="x", chains=2, warmup=150, draws=150, seed=0,
-                      progress=False)
+                      progress=False, extrapolation=False)
 
 
 @pytest.fixture(scope="module")

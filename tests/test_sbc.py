@@ -14,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from bayescale.sbc import (
+
+import bayescale as bs
+from bayescale.evaluate.sbc import (
     LOG_LIK,
     SBCResult,
     _prior,
@@ -27,8 +29,6 @@ from bayescale.sbc import (
     setup,
     uniformity_test,
 )
-
-import bayescale as bs
 
 LEVEL = 0.05  # family-wise level across the quantities of one law (Holm)
 FAST = {"reps": 100, "draws": 50, "chains": 1, "warmup": 300, "thin": 6, "seed": 0}
@@ -142,8 +142,7 @@ def test_prior_redraws_laws_outside_the_outcome_range():
     st = setup(law, design(law, families=1, sizes=6, ratios=1))
     from functools import partial
 
-    from bayescale.sbc import _in_range
-
+    from bayescale.evaluate.sbc import _in_range
     from bayescale.model import OBS, build
 
     prior, share = _prior(build(st.s, {}), st.data, 200, 0, partial(_in_range, st))

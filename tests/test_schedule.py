@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from bayescale.formula import parse
-from bayescale.law import Law
-from bayescale.schedule import FUNCTIONS, derive
 
-from bayescale.data import prepare
+from bayescale.data.design import prepare
 from bayescale.errors import DataError, LawError
+from bayescale.laws.formula import parse
+from bayescale.laws.schedule import FUNCTIONS, derive
+from bayescale.laws.spec import Law
 
 SPEC = """
 name = "toy_schedule"

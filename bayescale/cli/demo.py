@@ -42,7 +42,7 @@ def true_loss(df: pd.DataFrame, truth: dict, law) -> np.ndarray:
 
 
 def mark_held_out(fig, fit, held: pd.DataFrame) -> None:
-    """Add the held-out rows to ``fit.plot()``'s panels as crosses, coloured by their D/N curve."""
+    """Add the held-out rows to ``bs.plot(fit)``'s panels as crosses, coloured by their D/N curve."""
     design = fit.design
     curves = np.unique(np.round(np.log10(design.inputs["D"] / design.inputs["N"]), 2))
     for k, family in enumerate(design.families):
@@ -142,7 +142,7 @@ def run_demo(out_dir="bayescale-demo", chains: int = 4, warmup: int = 1000, draw
 
     import matplotlib.pyplot as plt
 
-    fig = fit.plot()
+    fig = bs.plot(fit)
     mark_held_out(fig, fit, held)
     png = out / "demo_fit.png"
     fig.savefig(png, dpi=120)

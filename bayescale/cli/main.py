@@ -489,6 +489,8 @@ def _budgets(items) -> list[float]:
 
 def cmd_allocate(args) -> int:
     from ..api import load
+    from ..forecast.allocate import allocate
+    from ..viz.plot import plot
 
     out = _Out(args)
     levels = _levels(args.levels)
@@ -497,7 +499,7 @@ def cmd_allocate(args) -> int:
     if len(names) != 2:
         raise UsageError(f"--inputs takes two law input names separated by a comma, not {args.inputs!r}.")
     families = args.family or None
-    result = fit.allocate(_budgets(args.budget), family=families, inputs=tuple(names), levels=levels)
+    result = allocate(fit, _budgets(args.budget), family=families, inputs=tuple(names), levels=levels)
     if not fit.ok:
         out.warn("this fit failed its diagnostics gate; the allocation may be unreliable.")
     table = result.table
@@ -511,7 +513,7 @@ def cmd_allocate(args) -> int:
 
         matplotlib.use("Agg")
         try:
-            result.plot().savefig(args.plot, dpi=120)
+            plot(result).savefig(args.plot, dpi=120)
         except OSError as exc:
             raise UsageError(f"cannot write {args.plot} ({exc}).") from None
     if args.json:

@@ -18,7 +18,7 @@ Examples
 >>> import bayescale as bs
 >>> df = bs.datasets.simulate("chinchilla", families=1, seeds=1, seed=0)
 >>> f = bs.fit(df, "chinchilla", x={"N": "params", "D": "tokens"})  # doctest: +SKIP
->>> f.allocate([1e21, 1e23]).table[["C", "N_median", "tokens_per_param_median"]]  # doctest: +SKIP
+>>> bs.allocate(f, [1e21, 1e23]).table[["C", "N_median", "tokens_per_param_median"]]  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ SCALES = ("reference", "none")
 
 def catalogue_dir() -> Path:
     """Folder of the shipped law specs (inside the wheel, or ``models/`` in a checkout)."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the package folder
     for candidate in (here / "models", here.parent / "models"):
         if candidate.is_dir():
             return candidate

@@ -8,6 +8,7 @@ layers above, which take a fit: ``bs.contrast(fit, ...)``, ``bs.allocate(fit, ..
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pandas as pd
 
@@ -20,6 +21,7 @@ from . import io, predictive
 from .settings import Settings
 
 GATE_KINDS = gate.GATE_KINDS
+PACKAGE = str(Path(__file__).resolve().parents[1])
 
 # methods of the first release that are functions of the layers above now
 MOVED = {"plot": "bs.plot(fit, ...)", "ppc": "bs.ppc(fit, ...)", "allocate": "bs.allocate(fit, budgets, ...)",
@@ -61,9 +63,9 @@ class Fit:
               emit: bool = True) -> Fit:
         """Run the diagnostics gate on a sampled DataTree; its findings are emitted as warnings."""
         diag, found = gate.gate(idata, gate_names(s), settings.chains)
-        if emit:
+        if emit:  # attributed to the caller's line, the first outside the package
             for w in design.warnings + found:
-                warnings.warn(w.category(str(w)), stacklevel=3)
+                warnings.warn(w.category(str(w)), skip_file_prefixes=(PACKAGE,))
         return cls(law, design, s, idata, settings, design.warnings + found, diag)
 
     @property

@@ -24,7 +24,8 @@ import xarray as xr
 
 from ..errors import FitError
 
-FORMAT = 1
+FORMAT = 2  # 2: typed settings (sampler settings nested); 1 (bayescale 0.1) still reads
+READS = (1, 2)
 ENGINE = "netcdf4"  # declared dependency; the same engine writes and reads
 FILES = ("posterior.nc", "data.csv", "law.toml")
 PACKAGES = ("bayescale", "numpyro", "jax", "arviz-base", "arviz-stats", "xarray", "pandas")
@@ -59,7 +60,7 @@ def save(fit, path) -> Path:
     meta = {
         "format": FORMAT,
         "columns": fit.design.columns,
-        "settings": fit.settings,
+        "settings": fit.settings.record(),
         "versions": versions(),
         "sha256": {name: _sha256(path / name) for name in FILES},
     }
@@ -81,11 +82,11 @@ def read(path) -> dict:
         raise FitError(f"{path / 'fit.json'} is not valid JSON ({exc}); save the fit again.") from None
     if not isinstance(meta, dict):
         meta = {}
-    if meta.get("format") != FORMAT:
+    if meta.get("format") not in READS:
         raise FitError(
             f"{path} was written in fit format {meta.get('format')!r} by bayescale "
-            f"{meta.get('versions', {}).get('bayescale')}; this version reads format {FORMAT}. "
-            f"Refit with this version."
+            f"{meta.get('versions', {}).get('bayescale')}; this version reads formats "
+            f"{', '.join(map(str, READS))}. Refit with this version."
         )
     keys = ("columns", "settings", "sha256")
     if any(k not in meta for k in keys):

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayescale.predict import draws
-from bayescale.report import markdown_table
+import bayescale as bs
+from bayescale.result.predictive import draws
+from bayescale.viz.report import markdown_table
 
 HERE = Path(__file__).resolve().parent
 
@@ -79,7 +80,7 @@ def parameter_table(posterior) -> pd.DataFrame:
 
 def allocation(fit, compute: float = C_CHINCHILLA) -> pd.DataFrame:
     """Compute-optimal N*, D* per posterior draw at ``compute`` (C = 6ND), from ``fit.allocate``."""
-    got = next(iter(fit.allocate([compute]).draws.values()))
+    got = next(iter(bs.allocate(fit, [compute]).draws.values()))
     return pd.DataFrame({"N": got["N"], "D": got["D"], "tokens_per_param": got["D"] / got["N"]})
 
 
@@ -145,8 +146,8 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
 
     import bayescale as bs
-    from bayescale.backtest import score, summarise
-    from bayescale.io import versions
+    from bayescale.evaluate.backtest import score, summarise
+    from bayescale.result.io import versions
 
     t0 = time.perf_counter()
     out: Path = args.out
@@ -200,7 +201,7 @@ def main(argv=None) -> int:
     t_laws = time.perf_counter() - t
 
     # 5. figures
-    fig = fit.plot()
+    fig = bs.plot(fit)
     fig.savefig(out / "fit.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -286,7 +287,7 @@ Width ratio = (posterior 95% width) / (Epoch bootstrap 95% width).
 
 ## 2. Compute-optimal allocation at C = {C_CHINCHILLA:.3g} FLOPs (C = 6ND)
 
-`fit.allocate([C])`: closed form per posterior draw (Hoffmann et al. eq. 4):
+`bs.allocate(fit, [C])`: closed form per posterior draw (Hoffmann et al. eq. 4):
 G = (αA/(βB))^(1/(α+β)), N* = G (C/6)^(β/(α+β)), D* = (C/6)/N*.
 
 {markdown_table(atab)}
@@ -329,7 +330,7 @@ and a model average of their training fits with stacking weights from PSIS-LOO
 {markdown_table(_laws_show(laws_table))}
 
 ## Figures
-- `fit.png` — data, posterior median and bands (`fit.plot()`).
+- `fit.png` — data, posterior median and bands (`bs.plot(fit)`).
 - `allocation.png` — posterior of compute-optimal tokens per parameter at Chinchilla's budget.
 """
     (out / "RESULTS.md").write_text(text, encoding="utf-8")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayescale.report import markdown_table
+from bayescale.viz.report import markdown_table
 
 HERE = Path(__file__).resolve().parent
 LEVELS = (0.5, 0.8, 0.9, 0.95)
@@ -135,7 +135,7 @@ def bootstrap_one(df, kw: dict, cuts: int, resamples: int, seed: int = 0) -> pd.
     runs (warm-started at the full fit); percentile bands of the law's forecast."""
     from scipy.special import logsumexp
 
-    from bayescale.backtest import origins
+    from bayescale.evaluate.backtest import origins
 
     benchmarks = str(HERE.parents[1] / "benchmarks")
     if benchmarks not in sys.path:
@@ -226,9 +226,9 @@ Target: every band within 10 points of nominal in every bin up to 1.5 decades.
 
 def backtest_one(bs, df, kw: dict, cuts: int, sampler: dict, seed: int = 0) -> pd.DataFrame:
     """Per-target scores of one data set by every method, from the same rolling fits."""
-    from bayescale.backtest import score
-    from bayescale.calibrate import Calibration, estimate
-    from bayescale.predict import terms
+    from bayescale.evaluate.backtest import score
+    from bayescale.evaluate.calibration import Calibration, estimate
+    from bayescale.result.predictive import terms
 
     bt = bs.backtest(df, split="rolling", cuts=cuts, kind="new_run", levels=LEVELS, seed=seed,
                      discrepancy="calibrate", progress=False, **sampler, **kw)
@@ -268,7 +268,7 @@ def methods(cal, linear, biased):
 def crps(fitted, test: pd.DataFrame, discrepancy, seed: int) -> np.ndarray:
     """Continuous ranked probability score of each forecast, from its draws (lower is better):
     E|X - y| - E|X - X'| / 2 (Gneiting & Raftery 2007), the latter by the sorted-draws identity."""
-    from bayescale.predict import predict
+    from bayescale.result.predictive import predict
 
     cols = fitted.design.columns
     keys = [c for c in (*cols["x"].values(), cols["group"], cols["run"], cols["se"]) if c and c in test]

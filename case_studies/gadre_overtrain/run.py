@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayescale.report import markdown_table
+from bayescale.viz.report import markdown_table
 
 HERE = Path(__file__).resolve().parent
 
@@ -74,7 +74,7 @@ def _fit(bs, df, sampler, group):
 
 def downstream(bs, df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with ``top1_error``: one minus the mean accuracy over the paper's 17 tasks."""
-    from bayescale.datasets.loaders import data_dir
+    from bayescale.data.loaders import data_dir
 
     acc = pd.read_csv(data_dir() / "gadre_overtrain" / "downstream_accuracy.csv")
     acc = acc.assign(top1_error=1.0 - acc[SUBSET].mean(axis=1))[["name", "top1_error"]]
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
 
     import bayescale as bs
-    from bayescale.io import versions
+    from bayescale.result.io import versions
 
     t0 = time.perf_counter()
     out: Path = args.out
@@ -161,13 +161,13 @@ def main(argv=None) -> int:
     obs7 = target[target["params"] > 5e9].set_index("dataset")["loss"]
     crow = []
     for a, b in pairs:
-        c = hier.contrast_prediction(AT_7B, a, b).iloc[0]
+        c = bs.contrast_prediction(hier, AT_7B, a, b).iloc[0]
         crow.append({"a − b": f"{a} − {b}", "posterior median": f"{c['diff_median']:+.4f}",
                      "90% band": f"{c['diff_lo90']:+.4f} – {c['diff_hi90']:+.4f}",
                      "P(a lower)": f"{c['p_a_lower']:.3f}",
                      "observed a − b": f"{obs7[a] - obs7[b]:+.4f}"})
     ctab = pd.DataFrame(crow)
-    rank = hier.rank_families(AT_7B)
+    rank = bs.rank_families(hier, AT_7B)
     obs_rank = obs7.rank().astype(int)
     rtab = pd.DataFrame({"corpus": rank["family"], "median": rank["median"].map(lambda v: f"{v:.4f}"),
                          "P(lowest loss)": rank["p_best"].map(lambda v: f"{v:.3f}"),
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     t_link = time.perf_counter() - t
 
     # 5. figure
-    fig = hier.plot()
+    fig = bs.plot(hier)
     fig.savefig(out / "fit.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     wall = time.perf_counter() - t0
@@ -246,7 +246,7 @@ Link-fit gate: {_gate(link)}.
 {markdown_table(dtab)}
 
 ## Figures
-- `fit.png` — hierarchical fit: data, posterior median and bands per corpus (`fit.plot()`).
+- `fit.png` — hierarchical fit: data, posterior median and bands per corpus (`bs.plot(fit)`).
 """
     (out / "RESULTS.md").write_text(text, encoding="utf-8")
     print(text)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayescale.report import markdown_table
+from bayescale.viz.report import markdown_table
 
 HERE = Path(__file__).resolve().parent
 LAW_FILE = HERE / "law.toml"
@@ -336,7 +336,7 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
 
     import bayescale as bs
-    from bayescale.io import versions
+    from bayescale.result.io import versions
 
     t0 = time.perf_counter()
     out: Path = args.out

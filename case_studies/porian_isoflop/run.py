@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayescale.report import markdown_table
+import bayescale as bs
+from bayescale.viz.report import markdown_table
 
 HERE = Path(__file__).resolve().parent
 
@@ -146,7 +147,7 @@ def _yn(v: bool) -> str:
 
 def exponent_draws(fit) -> pd.DataFrame:
     """Posterior draws of the exponent a, one column per setting."""
-    from bayescale.predict import draws
+    from bayescale.result.predictive import draws
 
     return pd.DataFrame(draws(fit.idata.posterior, "a"), columns=fit.design.families)
 
@@ -172,7 +173,7 @@ def exponent_table(fit, pub: pd.DataFrame, order) -> pd.DataFrame:
 
 
 def contrast_rows(fit, pub: pd.DataFrame) -> pd.DataFrame:
-    """``fit.contrast("a", s1, s2)`` for each step of each chain and a few end-to-end pairs."""
+    """``bs.contrast(fit, "a", s1, s2)`` for each step of each chain and a few end-to-end pairs."""
     families = set(fit.design.families)
     pairs = [(f"{chain}: {name}", s1, s2) for chain, path in CHAINS.items()
              for name, s1, s2 in zip(STEP_NAMES, path[:-1], path[1:])]
@@ -181,7 +182,7 @@ def contrast_rows(fit, pub: pd.DataFrame) -> pd.DataFrame:
     for name, s1, s2 in pairs:
         if s1 not in families or s2 not in families:
             continue
-        c = fit.contrast("a", s1, s2)
+        c = bs.contrast(fit, "a", s1, s2)
         rows.append({
             "step": name, "s1": s1, "s2": s2,
             "P(a_s1 > a_s2)": f"{c['p_greater']:.3f}",
@@ -212,7 +213,7 @@ def observed_band(fit, test: pd.DataFrame, se_log: np.ndarray, seed: int = 0) ->
     ``kind="new_run"`` adds the fitted noise sigma but not the bootstrap error of the held-out
     optimum itself, which here is the larger part; this band adds it, draw by draw.
     """
-    from bayescale.predict import predict
+    from bayescale.result.predictive import predict
 
     new = test[["flops", "setting"]].reset_index(drop=True)
     _, samples = _quiet(predict, fit.idata.posterior, fit.structure, fit.design, new, "new_run",
@@ -295,7 +296,7 @@ def nstar_backtest(bs, df, sampler) -> tuple[pd.DataFrame, pd.DataFrame, object]
 
 def loss_tables(fit, pub, bt=None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """γ and E per setting (all budgets, and the window fit of the backtest) against the paper."""
-    from bayescale.predict import draws
+    from bayescale.result.predictive import draws
 
     rows = []
     fits = {"all budgets": fit} | ({f"C < {LOSS_WINDOW[1]:.0e} (paper's window)": bt.fit} if bt else {})
@@ -377,7 +378,7 @@ def figure_nstar(fit, pub, order, path):
 def figure_exponents(fit, pub, order, path):
     import matplotlib.pyplot as plt
 
-    from bayescale.predict import draws
+    from bayescale.result.predictive import draws
 
     order = [s for s in order if s in fit.design.families]
     a = exponent_draws(fit)
@@ -446,7 +447,7 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
 
     import bayescale as bs
-    from bayescale.io import versions
+    from bayescale.result.io import versions
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     out: Path = args.out
@@ -465,7 +466,7 @@ def main(argv=None) -> int:
     timings["N* fit"] = time.perf_counter() - t
     etab = exponent_table(main_fit, pub, order)
     ctab = contrast_rows(main_fit, pub)
-    p_base_tuned = float(main_fit.contrast("a", BASELINE, TUNED)["p_greater"])
+    p_base_tuned = float(bs.contrast(main_fit, "a", BASELINE, TUNED)["p_greater"])
     s = main_fit.summary().set_index("parameter")
     pop = {k: s.loc[k] for k in ("a_pop_z", "a_tau", "sigma")}
     resid_ratio = _scatter_ratio(df)
@@ -594,7 +595,7 @@ flattened file, so no published interval is compared.
 Published basic exponent inside the fitted 90% interval: {inside90}/{len(etab)}; inside the 95% interval:
 {inside95}/{len(etab)}; {miss_line}
 
-## 2. Contrasts between settings (`fit.contrast("a", s1, s2)`)
+## 2. Contrasts between settings (`bs.contrast(fit, "a", s1, s2)`)
 
 P(a_s1 > a_s2 | data) and the 90% interval of a_s1 − a_s2. Baseline vs tuned (rw): P = {p_base_tuned:.4f}.
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayescale.report import markdown_table
+import bayescale as bs
+from bayescale.viz.report import markdown_table
 
 HERE = Path(__file__).resolve().parent
 ACC_LAW = HERE / "logit_chinchilla.toml"
@@ -221,7 +222,7 @@ def param_contrast_table(fits: dict) -> pd.DataFrame:
     rows = []
     for (outcome, label), fit in fits.items():
         for p in OUTCOMES[outcome]["params"]:
-            c = fit.contrast(p, DEDUP, STANDARD)
+            c = bs.contrast(fit, p, DEDUP, STANDARD)
             rows.append({"outcome": outcome, "fit": label, "parameter": p,
                          "deduped": f"{np.median(_family_draws(fit, p, DEDUP)):.4g}",
                          "standard": f"{np.median(_family_draws(fit, p, STANDARD)):.4g}",
@@ -232,7 +233,7 @@ def param_contrast_table(fits: dict) -> pd.DataFrame:
 
 
 def _family_draws(fit, param: str, family: str) -> np.ndarray:
-    from bayescale.predict import draws
+    from bayescale.result.predictive import draws
 
     return draws(fit.idata.posterior, param)[:, fit.design.families.index(family)]
 
@@ -263,7 +264,7 @@ def run_effect_table(fits: dict) -> pd.DataFrame:
     With one run per size and suite, a run effect cannot be told apart from a deviation of that
     size from the law; a trend of the effects with N is misfit of the law's N-curve.
     """
-    from bayescale.predict import draws
+    from bayescale.result.predictive import draws
 
     cols, size = {}, {}
     for (outcome, label), fit in fits.items():
@@ -282,14 +283,14 @@ def run_effect_table(fits: dict) -> pd.DataFrame:
 
 def prediction_contrast_table(fits: dict, data: dict) -> tuple[pd.DataFrame, dict]:
     """P(deduped better) at 12B parameters and 300B tokens, against the observed 12B difference."""
-    from bayescale.predict import predict
+    from bayescale.result.predictive import predict
 
     rows, draws_out = [], {}
     for (outcome, label), fit in fits.items():
         spec = OUTCOMES[outcome]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an extrapolation, on purpose
-            c = fit.contrast_prediction(AT_SCALE, DEDUP, STANDARD).iloc[0]
+            c = bs.contrast_prediction(fit, AT_SCALE, DEDUP, STANDARD).iloc[0]
             # the same paired draws as contrast_prediction, kept for the figure
             new = pd.DataFrame({**{k: [v, v] for k, v in AT_SCALE.items()}, "family": [DEDUP, STANDARD]})
             _, values = predict(fit.idata.posterior, fit.structure, fit.design, new, "mean", (0.9,), 0,
@@ -391,7 +392,7 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
 
     import bayescale as bs
-    from bayescale.io import versions
+    from bayescale.result.io import versions
 
     t0 = time.perf_counter()
     out: Path = args.out
