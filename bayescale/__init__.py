@@ -24,7 +24,7 @@ from .forecast.allocate import allocate
 from .forecast.chain import chain
 from .inference.config import SamplerConfig
 from .laws.spec import Law, laws
-from .many.sweep import Sweep, sweep
+from .many.sweep import Sweep, SweepConfig, sweep
 from .model import ModelConfig
 from .result.fit import Fit
 from .result.settings import Settings
@@ -35,7 +35,7 @@ __version__ = "0.2.0"
 __all__ = [
     "BayescaleError", "Calibration", "CalibrationConfig", "DataError", "DesignWarning",
     "DiagnosticsWarning", "ExtrapolationWarning", "Fit", "FitError", "FitWarning", "Law", "LawError",
-    "LooWarning", "ModelConfig", "SamplerConfig", "Settings", "Sweep", "allocate", "average", "backtest",
+    "LooWarning", "ModelConfig", "SamplerConfig", "Settings", "Sweep", "SweepConfig", "allocate", "average", "backtest",
     "calibrate", "chain", "compare", "contrast", "contrast_prediction", "datasets", "fit", "fit_many",
     "laws", "load", "loso", "plot", "ppc", "rank_families", "sweep",
 ]

@@ -47,7 +47,8 @@ def test_pymc_mirror_has_bayescale_log_density(case):
     else:
         df = _data("loss_to_loss", split="sweep")
         kwargs = dict(law="chinchilla", group="corpus")
-    fit = bs.fit(df, y="loss", x=X, chains=1, warmup=30, draws=5, progress=False, **kwargs, extrapolation=False)
+    fit = bs.fit(df, y="loss", x=X, chains=1, warmup=30, draws=5, progress=False, extrapolation=False,
+                 **kwargs)
     model = _module("pymc_mirror").pymc_model(fit)
     logp = model.compile_logp(jacobian=False)
     numpyro_model = build(fit.structure, fit.settings.centring)

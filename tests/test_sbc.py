@@ -213,7 +213,7 @@ def test_sbc_two_chains_and_run_effects():
     df = design("power", families=1, sizes=3, ratios=3)
     res = sbc("power", df, reps=3, draws=10, chains=2, warmup=40, thin=1, seed=3)
     assert res.ranks["replicate"].tolist() == [0, 1, 2]
-    assert "sigma_run" in res.quantities and res.settings.runs == 3
+    assert "sigma_run" in res.quantities and res.settings["runs"] == 3
     assert res.ranks["max_rhat"].notna().all()
     assert res.ranks[res.quantities].max().max() <= 10
     timing = res.timing()

@@ -357,7 +357,7 @@ def cmd_fit(args) -> int:
     if args.json:
         _dump({"ok": result.ok, "out": str(where), "law": result.law.name,
                "families": list(result.design.families), "rows": int(len(result.design.y)),
-               "settings": result.settings,
+               "settings": result.settings.record(),
                "warnings": [{"kind": w.kind, "message": w.message} for w in result.warnings],
                "summary": result.summary()})
     else:

@@ -64,11 +64,13 @@ from ..data.design import Design, prepare
 from ..errors import BayescaleError, LawError
 from ..inference import executor as runner
 from ..inference import runtime
+from ..inference.config import SamplerConfig, take
 from ..inference.nuts import latent_sites, nuts_program
 from ..laws.spec import Law, resolve
 from ..model import (
     OBS,
     RUN,
+    ModelConfig,
     Structure,
     build,
     choose_centring,
@@ -497,10 +499,27 @@ def _value(samples: dict, name: str, st: _Setup):
     return samples[name][..., 0] if name in st.law.parameters else samples[name]
 
 
-def sbc(law, design_df=None, x=None, group=None, run=None, reps: int = 100, draws: int = 100,
-        seed: int = 0, *, chains: int = 2, warmup: int = 500, thin: int = 4, floor: float = FLOOR,
-        pool=None, likelihood: str = "normal", generating_law=None, target_accept=None,
-        replicates=None, progress: bool = False, executor=None, chunk: int = 25) -> SBCResult:
+@dataclass(frozen=True)
+class SBCConfig:
+    """What an SBC run draws and ranks, and where it runs (see :func:`sbc` for each field)."""
+
+    reps: int = 100
+    draws: int = 100
+    thin: int = 4
+    floor: float = FLOOR
+    generating_law: object = None
+    replicates: tuple | None = None
+    executor: object = None
+    chunk: int = 25
+    progress: bool = False
+
+
+SBC_SAMPLER = SamplerConfig(chains=2, warmup=500)  # each replicate's NUTS run, unless told otherwise
+
+
+def sbc(law, design_df=None, x=None, group=None, run=None, pool=None, *,
+        sampler: SamplerConfig | None = None, model: ModelConfig | None = None,
+        config: SBCConfig | None = None, **settings) -> SBCResult:
     """Simulation-based calibration of ``law`` fitted by NUTS on one design.
 
     For each replicate: draw every parameter and a data set from the prior
@@ -520,6 +539,18 @@ def sbc(law, design_df=None, x=None, group=None, run=None, reps: int = 100, draw
         Column mapping as in :func:`bayescale.fit`; default from
         ``design_df.attrs["mapping"]`` (set by :func:`design`), else each input
         in a column of its own name.
+    sampler : SamplerConfig, optional
+        ``chains``, ``warmup``, ``seed`` and ``target_accept`` of each replicate's
+        NUTS run (default 2 chains x 500 warm-up iterations; the draws come from
+        ``draws`` and ``thin``).
+    model : ModelConfig, optional
+        The likelihood.
+    config : SBCConfig, optional
+        ``reps``, ``draws``, ``thin``, ``floor``, ``generating_law``, ``replicates``,
+        ``executor``, ``chunk`` and ``progress``, described below.
+    **settings
+        Fields of :class:`SBCConfig`, :class:`~bayescale.SamplerConfig` or
+        :class:`~bayescale.ModelConfig`, applied over ``config``, ``sampler`` and ``model``.
     reps : int
         Number of replicates.
     draws : int
@@ -572,6 +603,16 @@ def sbc(law, design_df=None, x=None, group=None, run=None, reps: int = 100, draw
     True
     """
     started = time.perf_counter()
+    settings = dict(settings)
+    c = take(settings, SBCConfig, config)  # first: its "draws" are the ranks' draws
+    smp = take(settings, SamplerConfig, SBC_SAMPLER if sampler is None else sampler)
+    likelihood = take(settings, ModelConfig, model).likelihood
+    if settings:
+        raise BayescaleError(f"sbc: unknown keyword(s) {sorted(settings)}; it takes the fields of "
+                             f"SBCConfig, SamplerConfig and ModelConfig.")
+    reps, draws, thin, floor, generating_law = c.reps, c.draws, c.thin, c.floor, c.generating_law
+    replicates, executor, chunk, progress = c.replicates, c.executor, c.chunk, c.progress
+    seed, chains, warmup, target_accept = smp.seed, smp.chains, smp.warmup, smp.target_accept
     for name, value in (("reps", reps), ("draws", draws), ("chains", chains), ("warmup", warmup),
                         ("thin", thin)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -670,7 +711,7 @@ def _fan_out(executor, chunk: int, law_text: str, gen_text, options: dict, repli
         if owned:
             pool.shutdown()
     result = combine(parts[k] for k in sorted(parts))
-    result.settings.seconds = round(time.perf_counter() - started, 2)
+    result.settings["seconds"] = round(time.perf_counter() - started, 2)
     return result
 
 

@@ -88,6 +88,17 @@ class SamplerConfig:
         return cls(**{k: v for k, v in record.items() if k in names})
 
 
+def take(settings: dict, config_type, base=None):
+    """``base`` (or the default ``config_type()``) with the keywords in ``settings`` that name its
+    fields applied; those keywords are removed from ``settings``."""
+    names = {f.name for f in fields(config_type)}
+    given = {k: settings.pop(k) for k in list(settings) if k in names}
+    base = config_type() if base is None else base
+    if not isinstance(base, config_type):
+        raise FitError(f"expected a {config_type.__name__}, not {type(base).__name__}.")
+    return replace(base, **given) if given else base
+
+
 def sampler_config(sampler: SamplerConfig | None, **everyday) -> SamplerConfig:
     """``sampler`` with the everyday keywords of a public call (``chains=``, ``draws=``, ...)
     that were given (not None) applied on top."""
@@ -98,4 +109,4 @@ def sampler_config(sampler: SamplerConfig | None, **everyday) -> SamplerConfig:
     return base.with_(**given) if given else base
 
 
-__all__ = ["SamplerConfig", "sampler_config"]
+__all__ = ["SamplerConfig", "sampler_config", "take"]

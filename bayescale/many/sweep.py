@@ -29,7 +29,7 @@ import pandas as pd
 from ..data.design import require_column
 from ..errors import BayescaleError, DataError
 from ..inference import executor as runner
-from ..inference.config import SamplerConfig
+from ..inference.config import SamplerConfig, take
 from ..inference.stacked import shape_key
 from ..laws.spec import resolve
 from ..model import ModelConfig
@@ -73,22 +73,40 @@ class Sweep:
     def __repr__(self) -> str:
         counts = self.groups["status"].value_counts()
         parts = ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES if counts.get(s, 0))
-        return f"<Sweep of {self.settings.law}: {len(self.groups)} groups ({parts})>"
+        return f"<Sweep of {self.settings['law']}: {len(self.groups)} groups ({parts})>"
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """How a sweep forecasts and where its fits run (see :func:`sweep` for each field)."""
+
+    kind: str = "mean"
+    levels: tuple = (0.5, 0.9)
+    executor: object = "local"
+    workers: int | None = None
+    chunk: int = CHUNK
+    retries: int = 1
+    redo_failed: bool = False
+    progress: bool = True
 
 
 def sweep(df: pd.DataFrame, law="power", by=None, y: str = "loss", x=None, group=None, run=None,
-          se=None, pool=None, sampler: SamplerConfig | None = None, model: ModelConfig | None = None,
-          at=None, kind: str = "mean", levels=(0.5, 0.9), out=None, executor="local",
-          workers: int | None = None, chunk: int = CHUNK, retries: int = 1,
-          redo_failed: bool = False, progress: bool = True, **settings) -> Sweep:
+          se=None, pool=None, at=None, out=None, *, sampler: SamplerConfig | None = None,
+          model: ModelConfig | None = None, config: SweepConfig | None = None, **settings) -> Sweep:
     """Fit ``law`` to every group of rows of ``df`` that shares its ``by`` values.
 
     Parameters
     ----------
     df : DataFrame
         All groups' rows.
-    law, y, x, group, run, se, pool, sampler, model, **settings
+    law, y, x, group, run, se, pool, sampler, model
         As in :func:`bayescale.fit`, the same for every group.
+    config : SweepConfig, optional
+        ``kind``, ``levels``, ``executor``, ``workers``, ``chunk``, ``retries``,
+        ``redo_failed`` and ``progress``, described below.
+    **settings
+        Fields of :class:`SweepConfig` (applied over ``config``), of
+        :class:`~bayescale.SamplerConfig` or of :class:`~bayescale.ModelConfig`.
     by : str or list of str
         The columns whose values define a group (e.g. ``["task", "metric"]``).
     seed : int
@@ -134,6 +152,10 @@ def sweep(df: pd.DataFrame, law="power", by=None, y: str = "loss", x=None, group
     ...                   draws=200, executor="serial")  # doctest: +SKIP
     >>> result.groups[["task", "status"]]  # doctest: +SKIP
     """
+    settings = dict(settings)
+    c = take(settings, SweepConfig, config)
+    kind, levels, executor, workers, chunk = c.kind, c.levels, c.executor, c.workers, c.chunk
+    retries, redo_failed, progress = c.retries, c.redo_failed, c.progress
     by = [by] if isinstance(by, str) else list(by or [])
     if not by:
         raise BayescaleError("sweep needs by=: the column(s) whose values define a group.")
