@@ -1,12 +1,12 @@
 # Two commands set up and run everything on a fresh machine:
 #   make demo   - builds .venv (Python >= 3.12) and runs `bayescale demo`
-#   make test   - builds .venv and runs the test suite
+#   make test   - builds .venv and runs the full test suite (make test-fast: the fast tier)
 VENV   ?= .venv
 PYTHON ?= $(shell for p in python3.13 python3.12 "env PYENV_VERSION=3.12.1 python" python3; do \
               $$p -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && { echo $$p; exit 0; }; done; echo python3)
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), "bayescale needs Python >= 3.12 (ArviZ 1.x); set PYTHON=/path/to/python3.12"'
@@ -20,6 +20,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayescale tests benchmarks case_studies

@@ -33,9 +33,10 @@ from .viz.plot import plot, ppc
 __version__ = "0.2.0"
 
 __all__ = [
-    "BayescaleError", "Calibration", "CalibrationConfig", "DataError", "DesignWarning",
-    "DiagnosticsWarning", "ExtrapolationWarning", "Fit", "FitError", "FitWarning", "Law", "LawError",
-    "LooWarning", "ModelConfig", "SamplerConfig", "Settings", "Sweep", "SweepConfig", "allocate", "average", "backtest",
-    "calibrate", "chain", "compare", "contrast", "contrast_prediction", "datasets", "fit", "fit_many",
-    "laws", "load", "loso", "plot", "ppc", "rank_families", "sweep",
+    "allocate", "average", "backtest", "BayescaleError", "calibrate", "Calibration",
+    "CalibrationConfig", "chain", "compare", "contrast", "contrast_prediction", "DataError",
+    "datasets", "DesignWarning", "DiagnosticsWarning", "ExtrapolationWarning", "Fit", "fit",
+    "fit_many", "FitError", "FitWarning", "Law", "LawError", "laws", "load", "LooWarning", "loso",
+    "ModelConfig", "plot", "ppc", "rank_families", "SamplerConfig", "Settings", "Sweep", "sweep",
+    "SweepConfig",
 ]

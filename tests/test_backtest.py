@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
+from bayescale.api import backtest
 from bayescale.errors import DataError
-from bayescale.evaluate.backtest import backtest, heldout_mask, score
+from bayescale.evaluate.backtest import heldout_mask, score
 from bayescale.result.predictive import terms
 
 X = {"N": "params", "D": "tokens"}

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import bayescale as bs
-from bayescale.evaluate.ppc import ppc, ppc_figure, ppc_summary, replicate, uniformity_distance
+from bayescale.evaluate.ppc import ppc_summary, replicate, uniformity_distance
+from bayescale.viz.plot import ppc, ppc_figure
 
 SETTINGS = dict(chains=2, warmup=300, draws=300, seed=0, progress=False)
 
