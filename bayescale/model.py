@@ -112,17 +112,22 @@ def structure(law: Law, design: Design, likelihood="normal", parameterization="a
 
 
 def model_data(design: Design) -> dict:
-    """Array arguments of the model (passed to the jitted sampler, not baked in)."""
+    """Array arguments of the model (passed to the jitted sampler, not baked in).
+
+    NumPy arrays: building them starts no JAX backend, so the sampler's runtime settings
+    (float64, host devices; :mod:`bayescale.inference.runtime`) still apply when it starts.
+    """
+    real = partial(np.asarray, dtype=np.float64)
     return {
-        "inputs": {k: jnp.asarray(v) for k, v in design.scaled(design.inputs).items()},
-        "family_idx": jnp.asarray(design.family_idx),
-        "run_idx": jnp.asarray(np.maximum(design.run_idx, 0)),
-        "se_log": jnp.asarray(design.se_log),
-        "floor": jnp.asarray(design.floor()),
-        "y_link": jnp.asarray(design.outcome.forward(design.y)),
+        "inputs": {k: real(v) for k, v in design.scaled(design.inputs).items()},
+        "family_idx": np.asarray(design.family_idx, dtype=np.int64),
+        "run_idx": np.asarray(np.maximum(design.run_idx, 0), dtype=np.int64),
+        "se_log": real(design.se_log),
+        "floor": real(design.floor()),
+        "y_link": real(design.outcome.forward(design.y)),
         # data, not part of the program, so data sets that differ only in their references
         # share one compiled program (bs.fit_many)
-        "refs": {f"{k}_ref": jnp.asarray(v) for k, v in design.refs.items()},
+        "refs": {f"{k}_ref": real(v) for k, v in design.refs.items()},
     }
 
 
@@ -142,11 +147,11 @@ def pad_rows(data: dict, rows: int) -> dict:
 
     def grow(v):  # numpy, so padding compiles nothing
         v = np.asarray(v)
-        return jnp.asarray(np.concatenate([v, np.broadcast_to(v[:1], (rows - n, *v.shape[1:]))]))
+        return np.concatenate([v, np.broadcast_to(v[:1], (rows - n, *v.shape[1:]))])
 
     out = dict(data, inputs={k: grow(v) for k, v in data["inputs"].items()})
     out |= {k: grow(data[k]) for k in ROW_ARGS if k in data}
-    out["mask"] = jnp.asarray(np.arange(rows) < n)
+    out["mask"] = np.arange(rows) < n
     return out
 
 

@@ -10,10 +10,10 @@ import time
 
 def header(**extra_versions) -> dict:
     """Machine, date and package versions, the head of every result."""
-    import bayescale as bs
+    from bayescale.result.io import versions
 
     return {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}",
-            "date": time.strftime("%Y-%m-%d"), "versions": bs.io.versions() | extra_versions}
+            "date": time.strftime("%Y-%m-%d"), "versions": versions() | extra_versions}
 
 
 def save(results: dict, path: str | None) -> dict:

@@ -25,6 +25,7 @@ import numpy as np
 from _common import header, save
 
 import bayescale as bs
+from bayescale.inference import runtime
 
 
 def _means(fit) -> dict:
@@ -45,6 +46,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
+    runtime.ensure()  # float64, host devices, cache: before any JAX work, as bs.fit had them on import
     import jax
 
     frames = [bs.datasets.simulate(args.law, families=1, seeds=1, seed=k) for k in range(args.fits)]

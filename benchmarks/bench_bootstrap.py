@@ -43,6 +43,7 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
 
 import bayescale as bs
+from bayescale.inference import runtime
 
 DELTA = 1e-3
 GRID = [np.arange(0, 30, 5), np.arange(0, 30, 5), np.arange(-1, 1.5, 0.5), np.arange(0, 2.5, 0.5),
@@ -89,6 +90,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
+    runtime.ensure()  # float64, host devices, cache: before any JAX work, as bs.fit had them on import
 
     df = bs.datasets.load("chinchilla_epoch", drop_highest_loss=5)
     log_n, log_d, log_l = (np.log(df[c].to_numpy(float)) for c in ("params", "tokens", "loss"))

@@ -24,7 +24,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     import bayescale as bs
+    from bayescale.inference import runtime
 
+    runtime.ensure()  # float64, host devices, cache: before any JAX work, as bs.fit had them on import
     df = bs.datasets.load("loss_to_loss", split="sweep")
     kw = dict(law="chinchilla", y="loss_c4_val", x={"N": "params", "D": "tokens"}, group="corpus",
               progress=False)

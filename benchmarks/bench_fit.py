@@ -19,6 +19,8 @@ import time
 import warnings
 
 import bayescale as bs
+from bayescale.inference import runtime
+from bayescale.result.io import versions
 
 X = {"N": "params", "D": "tokens"}
 
@@ -46,10 +48,11 @@ def main(argv=None):
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
+    runtime.ensure()  # float64, host devices, cache: before jax.devices() starts JAX's backends
     import jax
 
     results = {"machine": platform.platform(), "processor": platform.processor(),
-               "devices": [str(d) for d in jax.devices()], "versions": bs.io.versions(), "cases": []}
+               "devices": [str(d) for d in jax.devices()], "versions": versions(), "cases": []}
     for key, name, make in cases():
         if key not in args.cases.split(","):
             continue

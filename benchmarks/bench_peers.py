@@ -33,6 +33,7 @@ from _common import header, save
 from bench_fit import cases
 
 import bayescale as bs
+from bayescale.inference import runtime
 from bayescale.inference.gate import table
 
 CHAINS, TUNE, DRAWS = 4, 1000, 1000
@@ -129,6 +130,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
+    runtime.ensure()  # float64, host devices, cache: before any JAX work, as bs.fit had them on import
     import nutpie
     import pymc as pm
 

@@ -67,18 +67,21 @@ def child(rows: int, families: int, chains: int, warmup: int, draws: int, full: 
     warnings.simplefilter("ignore")
     import jax
 
-    from bayescale import inference
-    from bayescale.model import build, choose_centring
-    from bayescale.result.fitting import setup
+    from bayescale.inference import runtime
+    from bayescale.inference.nuts import latent_sites, nuts_program
+    from bayescale.inference.start import find_map
+    from bayescale.model import ModelConfig, build, choose_centring
+    from bayescale.result.fitting import columns, setup
 
+    runtime.ensure()  # float64, host devices, compilation cache: before any JAX work, as bs.fit has them
     df = simulate(rows, families)
-    _, design, s, data = setup(df, "chinchilla", "loss", {"N": "params", "D": "tokens"}, "family", None,
-                               None, None, "normal", "auto", 2, True)
+    _, design, s, data = setup(df, "chinchilla", columns("loss", {"N": "params", "D": "tokens"}, "family"),
+                               None, ModelConfig("normal", "auto", 2, True))
     from numpyro.infer.util import initialize_model
 
     if full:
         t0 = time.perf_counter()
-        mode = inference.find_map(build(s, {}), data, 0)
+        mode = find_map(build(s, {}), data, 0)
         map_s = time.perf_counter() - t0
         model = build(s, choose_centring(s, design, float(mode["sigma"])))
     else:
@@ -105,9 +108,9 @@ def child(rows: int, families: int, chains: int, warmup: int, draws: int, full: 
 
     from bayescale.inference.sample import default_target_accept, dense_sites
 
-    latent = inference.latent_sites(model, data)
-    program = inference.nuts_program(model, latent, chains=chains, warmup=warmup, draws=draws,
-                                     target_accept=default_target_accept(s, None), dense=dense_sites(mode))
+    latent = latent_sites(model, data)
+    program = nuts_program(model, latent, chains=chains, warmup=warmup, draws=draws,
+                           target_accept=default_target_accept(s, None), dense=dense_sites(mode))
     t0 = time.perf_counter()
     jax.block_until_ready(program(jax.random.PRNGKey(1), mode, data))
     first_s = time.perf_counter() - t0

@@ -39,9 +39,10 @@ import pandas as pd
 from _common import header, save
 
 import bayescale as bs
+from bayescale.inference import runtime
 from bayescale.inference.executor import dask_client
 
-sweep_module = importlib.import_module("bayescale.sweep")  # bs.sweep is the function
+sweep_module = importlib.import_module("bayescale.many.sweep")  # bs.sweep is the function
 SETTINGS = {"law": "power", "y": "y", "x": "C", "chains": 2, "warmup": 200, "draws": 200}
 STEPS = (3_000, 23_000, 63_000, 103_000, 143_000)  # 5 of Pythia's checkpoints: 40 rows a group
 BY = ["source", "task", "metric", "family", "cut"]
@@ -148,6 +149,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
+    runtime.ensure()  # float64, host devices, cache: before any JAX work, as bs.fit had them on import
     df = jobs(args.cuts)
     keys = df[BY].drop_duplicates()
     subset = keys.sample(n=min(args.subset, len(keys)), random_state=0)

@@ -51,7 +51,9 @@ def run_chunk(law: str, reps: int, indices: list, opts: dict) -> dict:
 
     warnings.simplefilter("ignore")
     from bayescale.evaluate.sbc import sbc
+    from bayescale.inference import runtime
 
+    runtime.ensure()  # float64, host devices, compilation cache: before this process's first JAX work
     started = time.perf_counter()
     try:
         res = sbc(law, reps=reps, replicates=indices, **opts)
@@ -69,8 +71,9 @@ def _machine() -> str:
 
 def _versions() -> str:
     import bayescale as bs
+    from bayescale.result.io import versions
 
-    found = bs.io.versions() | {"bayescale": bs.__version__}  # also when run from a checkout
+    found = versions() | {"bayescale": bs.__version__}  # also when run from a checkout
     return ", ".join(f"{k} {v}" for k, v in found.items())
 
 
@@ -126,7 +129,8 @@ def _run_task(task: tuple) -> dict:
 
 
 def _init_worker():
-    # bayescale's own settings (float64, cache) apply on import; only output is quietened here
+    # bayescale's JAX settings (float64, host devices, cache) are applied by run_chunk, before the
+    # worker's first JAX work; only output is quietened here
     import warnings
 
     warnings.simplefilter("ignore")
@@ -162,8 +166,9 @@ def main(argv=None) -> int:
                                    f"intra_op_parallelism_threads=1").strip()
     import bayescale as bs
     from bayescale.evaluate.sbc import SBCResult, combine
+    from bayescale.laws.spec import law_names
 
-    laws = args.laws.split(",") if args.laws else bs.law.law_names()
+    laws = args.laws.split(",") if args.laws else law_names()
     opts = {"draws": args.draws, "chains": args.chains, "warmup": args.warmup, "thin": args.thin,
             "seed": args.seed}
     chunks = [list(range(k, min(k + args.chunk, args.reps))) for k in range(0, args.reps, args.chunk)]
@@ -279,10 +284,11 @@ def render(merged: dict, errors: dict, info: dict, laws: list, args, wall: float
         "## Method",
         "",
         "Simulation-based calibration (Talts et al. 2018, arXiv:1804.06788; Modrák et al. 2023, "
-        "arXiv:2211.02383) on each law's default design (`bayescale.evaluate.sbc.design`: 3 families x 5 sizes "
-        "x 5 token budgets, each (family, size) one run evaluated at the 5 budgets, so the model has run "
-        "effects; learning-rate schedules for schedule laws). Each replicate draws every parameter and a "
-        "data set from the prior predictive of the fitted model (`bayescale.evaluate.sbc.sbc`), fits it by NUTS "
+        "arXiv:2211.02383) on each law's default design (`bayescale.evaluate.sbc.design`: 3 families "
+        "x 5 sizes x 5 token budgets, each (family, size) one run evaluated at the 5 budgets, so the "
+        "model has run effects; learning-rate schedules for schedule laws). Each replicate draws every "
+        "parameter and a data set from the prior predictive of the fitted model "
+        "(`bayescale.evaluate.sbc.sbc`), fits it by NUTS "
         "started at the true draw, and ranks the true value among the posterior draws. Quantities: the "
         "law's parameters (per family where they are not shared), population and noise parameters, and "
         "`log_lik`, the log-likelihood of the whole data set (a data-dependent test quantity). With "

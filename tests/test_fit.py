@@ -130,7 +130,7 @@ def test_compiled_programs_stay_under_the_memory_map_bound(monkeypatch):
               "progress": False}
     bs.fit(df.iloc[:8], seed=0, **kwargs, extrapolation=False)
     grown = [maps()]
-    bs.fit(df.iloc[:9], seed=1, **kwargs, extrapolation=False)  # a new shape: its programs are kept (under the bound)
+    bs.fit(df.iloc[:9], seed=1, **kwargs, extrapolation=False)  # a new shape: its programs are kept
     grown.append(maps())
     assert grown[1] > grown[0], grown
     bound = grown[1] + 100

@@ -453,6 +453,7 @@ class _Setup:
 def setup(law, design_df=None, x=None, group=None, run=None, pool=None, likelihood="normal",
           floor: float = FLOOR) -> _Setup:
     """Law (with the pooling :func:`bayescale.fit` would use), design and model arguments."""
+    runtime.ensure()  # before any array reaches JAX: float64 and host devices apply only then
     law = resolve(law).with_pooling(pool)
     if design_df is None:
         design_df = design(law)

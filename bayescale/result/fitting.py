@@ -19,6 +19,7 @@ import jax
 from ..data.design import Design, prepare
 from ..errors import BayescaleError, DesignWarning, FitError, FitWarning
 from ..inference import executor as runner
+from ..inference import runtime
 from ..inference.config import SamplerConfig
 from ..inference.device import choose_device, resolve_device
 from ..inference.sample import run_design
@@ -115,6 +116,7 @@ def pool_few_families(law: Law, n_families: int, chosen: set) -> tuple[Law, list
 
 def setup(df, law, cols: dict, pool, model: ModelConfig) -> tuple[Law, Design, Structure, dict]:
     """Validated design, law with its pooling, model structure and model arguments of one data set."""
+    runtime.ensure()  # before any array reaches JAX: float64 and host devices apply only then
     law = resolve(law).with_pooling(pool)
     design = prepare(df, law, cols["y"], cols["x"], cols["group"], cols["run"], cols["se"],
                      min_rows_per_family=model.min_rows_per_family, check_units=model.check_units)
