@@ -11,7 +11,7 @@ The model, for row *i* of family *f* and run *r*::
     u_r         ~ Normal(0, sigma_run),  sigma_run ~ HalfNormal(0.05)   (run/seed effect)
     g(y_i)      ~ Normal(g(mu_i) + u_r, sqrt(sigma^2 + se_i^2)),  sigma ~ HalfNormal(0.1)
 
-where ``g`` is the link of the law's outcome (:mod:`bayescale.outcome`): log
+where ``g`` is the link of the law's outcome (:mod:`bayescale.laws.outcome`): log
 for a positive outcome (log-normal noise, effects in relative terms), logit
 for one in (0, 1) (logit-normal noise),
 with a Student-t instead of the normal for ``likelihood="student_t"``.

@@ -182,7 +182,7 @@ def test_compare_table(same, shared_alpha):
 
 
 def test_compare_warns_on_high_pareto_k(same, shared_alpha, monkeypatch):
-    module = importlib.import_module("bayescale.compare")  # bs.compare is the function
+    module = importlib.import_module("bayescale.evaluate.compare")
 
     real = module.azs.loo
 

@@ -1,4 +1,4 @@
-"""Tests for bayescale.datasets.loaders.
+"""Tests for bayescale.data.loaders.
 
 Tests that go through ``load_or_skip`` need the real data sets and skip
 when the data directory does not hold them; the others build what they need.

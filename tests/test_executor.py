@@ -1,4 +1,4 @@
-"""``bayescale.executor``: retries, pools, and the same results on a real Dask ``LocalCluster``."""
+"""``bayescale.inference.executor``: retries, pools, and the same results on a real Dask ``LocalCluster``."""
 
 import os
 import threading

@@ -6,7 +6,7 @@ every true parameter lies inside its posterior 90% interval.  The bounded laws
 (``sigmoid_link``, ``exp_link``, ``rl_sigmoid``, ``coverage``) get logit-normal
 noise, as the model assumes; ``lr_annealing`` gets learning curves of runs
 under three schedules, with the areas summed here step by step, independently of
-:mod:`bayescale.schedule`.
+:mod:`bayescale.laws.schedule`.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def _estimate(fit, name: str) -> float:
 def gadre():
     try:
         df = bs.datasets.load("gadre_overtrain")
-        path = bs.datasets.loaders.data_dir() / "gadre_overtrain" / "downstream_accuracy.csv"
+        path = bs.datasets.data_dir() / "gadre_overtrain" / "downstream_accuracy.csv"
         acc = pd.read_csv(path)
     except (bs.DataError, FileNotFoundError) as err:
         pytest.skip(f"gadre_overtrain data set unavailable: {err}")

@@ -31,7 +31,7 @@ def simulate(name: str, truth: dict, inputs: dict, noise: float = 0.005, seed: i
     """One data set from ``name`` with parameters ``truth`` on the sampled scale.
 
     Inputs are divided by their geometric means (unless the law marks them unscaled), as
-    :func:`bayescale.data.prepare` does,
+    :func:`bayescale.data.design.prepare` does,
     so ``truth`` is directly comparable with the fitted summary; each outcome gets
     independent log-normal noise with sd ``noise`` (0.5%, the run-to-run scatter of final
     losses on real ladders).

@@ -34,7 +34,8 @@ def _load(name: str, **kwargs):
 def _fit(df, law: str, x, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BayescaleWarning)  # judged below through fit.ok
-        return bs.fit(df, law=law, y="loss", x=x, chains=2, seed=0, progress=False, **kwargs, extrapolation=False)
+        return bs.fit(df, law=law, y="loss", x=x, chains=2, seed=0, progress=False, extrapolation=False,
+                      **kwargs)
 
 
 def _median(fit, name: str) -> float:

@@ -25,7 +25,7 @@ def format_summary(summary) -> str:
     formatters = {c: _num for c in ("mean", "sd", "5%", "95%")}
     formatters["r_hat"] = lambda v: f"{float(v):.3f}" if v == v else "-"
     formatters["ess_bulk"] = formatters["ess_tail"] = lambda v: "-" if v != v else f"{float(v):.0f}"
-    return table.to_string(index=False, formatters=formatters, justify="right")
+    return table.to_string(index=False, formatters=formatters, justify="right", na_rep="-")
 
 
 def format_calibration(kept: dict | None) -> str:

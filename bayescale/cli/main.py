@@ -622,8 +622,8 @@ def _split(text: str):
 
 
 def cmd_backtest(args) -> int:
+    from ..api import backtest
     from ..errors import BayescaleWarning
-    from ..evaluate.backtest import backtest
     out = _Out(args)
     split = _split(args.split)
     levels = _levels(args.levels)

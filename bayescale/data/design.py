@@ -35,7 +35,7 @@ class Design:
     Attributes
     ----------
     y : ndarray
-        Outcome, inside the law's outcome range (:mod:`bayescale.outcome`).
+        Outcome, inside the law's outcome range (:mod:`bayescale.laws.outcome`).
     inputs : dict of str -> ndarray
         Law input name -> raw values (not yet divided by the reference), derived
         inputs included.

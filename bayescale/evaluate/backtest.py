@@ -55,7 +55,7 @@ class Backtest:
         ``"rolling"`` only: the fit at each origin (``fit`` is the last).
     calibrations : list
         ``"rolling"`` only: the discrepancy each origin's forecasts used, a
-        :class:`~bayescale.calibrate.Calibration` from its own training rows
+        :class:`~bayescale.Calibration` from its own training rows
         with ``discrepancy="calibrate"`` (0.0 where those rows allow none).
     """
 

@@ -283,7 +283,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", split="rolling", cuts: int = 3
     Returns
     -------
     Calibration
-        ``rate`` to pass as ``discrepancy=`` to :meth:`~bayescale.fit.Fit.predict`
+        ``rate`` to pass as ``discrepancy=`` to :meth:`~bayescale.Fit.predict`
         (or the whole result, which also warns beyond ``reach``), or as
         ``extrapolation=`` to :func:`bayescale.fit`.
     """

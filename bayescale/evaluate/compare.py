@@ -1,6 +1,6 @@
 """Comparing families and laws: contrasts, rankings, LOO, leave-one-size-out, model averaging.
 
-Every function takes a fitted :class:`~bayescale.fit.Fit` (or a dict of them)
+Every function takes a fitted :class:`~bayescale.Fit` (or a dict of them)
 first, so each can be exposed as a ``Fit`` method.
 
 * :func:`contrast` -- posterior of the difference and ratio of one law
@@ -255,7 +255,7 @@ def compare(fits: dict, method: str = "stacking") -> pd.DataFrame:
             warnings.warn(LooWarning(
                 f"fit '{name}': {bad[name]} of {k.size} observations have Pareto k > {PARETO_K_MAX}, so "
                 f"its PSIS-LOO estimate is unreliable; refit with more draws or compare by exact "
-                f"refits (bayescale.compare.loso)."), stacklevel=2)
+                f"refits (bayescale.loso)."), stacklevel=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = azs.compare(loos, method=method, round_to="none")
@@ -431,12 +431,12 @@ def average(fits: dict, weights, new, kind: str = "mean", levels=(0.5, 0.9),
         Weight of each fit (normalised to sum 1); a :func:`compare` table uses its
         ``weight`` column.
     new, kind, levels, seed
-        As for :meth:`bayescale.fit.Fit.predict`.
+        As for :meth:`bayescale.Fit.predict`.
 
     Returns
     -------
     DataFrame
-        As :meth:`~bayescale.fit.Fit.predict` (inputs, ``family``, ``mean``,
+        As :meth:`~bayescale.Fit.predict` (inputs, ``family``, ``mean``,
         ``median``, bands, ``distance``, ``extrap_*`` of the first fit), from a pool of draws
         with ``round(weight x n)`` draws of each fit (``n`` the largest number of
         posterior draws among the fits, resampled with replacement).

@@ -10,7 +10,7 @@ narrow puts the ranks at both ends, a biased one piles them at one end.
 
 The generative model is the fitted model itself: the structure comes from
 :func:`bayescale.model.structure` and :func:`bayescale.model.build` on a
-:class:`~bayescale.data.Design` from :func:`bayescale.data.prepare`, with the
+:class:`~bayescale.data.design.Design` from :func:`bayescale.data.design.prepare`, with the
 pooling :func:`bayescale.fit` would use; the data set is the observation site
 :data:`bayescale.model.OBS` sampled from the prior predictive and fed back as
 the observation.
@@ -38,7 +38,7 @@ program per parameterisation is compiled.
 Examples
 --------
 >>> import bayescale as bs
->>> from bayescale.sbc import design, sbc
+>>> from bayescale.evaluate.sbc import design, sbc
 >>> df = design("power", families=1, sizes=8, ratios=1)
 >>> res = sbc("power", df, reps=20, draws=50, seed=0)  # doctest: +SKIP
 >>> res.uniformity()[["parameter", "p_value", "p_holm"]]  # doctest: +SKIP
@@ -586,7 +586,7 @@ def sbc(law, design_df=None, x=None, group=None, run=None, pool=None, *,
         Print one line per replicate.
     executor : {None, "serial", "local"} or concurrent.futures.Executor, optional
         Run the replicates as tasks of ``chunk`` replicates on this executor
-        (see :mod:`bayescale.executor`; e.g. a Dask ``Client.get_executor()``);
+        (see :mod:`bayescale.inference.executor`; e.g. a Dask ``Client.get_executor()``);
         replicate ``i`` is the same whichever task runs it, so the ranks equal
         those of a run in this process.  A task whose worker died is run again once.
     chunk : int
@@ -801,7 +801,7 @@ class _Sampler:
     """One compiled NUTS program for a parameterisation, reused by every replicate that needs it.
 
     A replicate's whole fit -- starting point, warm-up, sampling -- is one run of
-    :func:`bayescale.inference.nuts_program`, started at the true draw; see
+    :func:`bayescale.inference.nuts.nuts_program`, started at the true draw; see
     there why it is one program and why replicates are not batched with
     ``jax.vmap`` (parallelism is left to processes, ``benchmarks/sbc_full.py
     --workers``).

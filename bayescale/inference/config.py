@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from ..errors import FitError
 
-BACKENDS = ("numpyro",)
+BACKENDS = ("numpyro", "lowrank")
 DEVICES = (None, "auto", "cpu", "gpu")
 
 
@@ -21,8 +21,11 @@ class SamplerConfig:
 
     Parameters
     ----------
-    backend : {"numpyro"}
-        Sampler backend (NUTS in NumPyro, compiled whole by JAX).
+    backend : {"numpyro", "lowrank"}
+        ``"numpyro"``: NumPyro's NUTS with its windowed dense mass-matrix adaptation from draws.
+        ``"lowrank"``: BlackJAX's NUTS with a low-rank-modified diagonal mass matrix adapted
+        from draws and gradients by minimising the Fisher divergence
+        (:mod:`bayescale.inference.lowrank`).
     chains, warmup, draws : int
         Number of chains, warm-up (adaptation) iterations and kept draws per chain.
     target_accept : float, optional

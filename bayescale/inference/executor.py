@@ -1,7 +1,7 @@
 """Where many fits run: in this process, a local pool of spawned workers, or a cluster.
 
 Every many-fit workload (:func:`bayescale.fit_many`, :func:`bayescale.sweep`,
-:func:`bayescale.sbc.sbc`) hands its tasks to one function, :func:`run_tasks`,
+:func:`bayescale.evaluate.sbc.sbc`) hands its tasks to one function, :func:`run_tasks`,
 which accepts any :class:`concurrent.futures.Executor`:
 
 - ``"serial"``: this process, one task after another (no crash isolation);
@@ -45,7 +45,7 @@ def worker_env(threads: int = 1) -> dict:
         raise BayescaleError(f"worker_env: threads must be a positive integer, got {threads!r}.")
     multi = "true" if threads > 1 else "false"
     # one host device per thread: a worker runs as many chains at once as it has threads
-    # (bayescale.inference.chain_program); this process's own device count must not pass on
+    # (bayescale.inference.nuts.chain_program); this process's own device count must not pass on
     inherited = [f for f in os.environ.get("XLA_FLAGS", "").split()
                  if not f.startswith("--xla_force_host_platform_device_count")]
     flags = " ".join([*inherited, f"--xla_force_host_platform_device_count={threads}",
@@ -151,7 +151,7 @@ def resolve(executor, who: str, workers: int | None = None) -> tuple[Executor, b
     context = getattr(executor, "_mp_context", None)
     if context is not None and context.get_start_method() == "fork":
         raise BayescaleError(f"{who}: the executor forks its worker processes, and JAX is not "
-                             "fork-safe; use bayescale.executor.local_executor() or a pool with "
+                             "fork-safe; use bayescale.inference.executor.local_executor() or a pool with "
                              "mp_context=multiprocessing.get_context('spawn').")
     return executor, False, None
 

@@ -9,17 +9,24 @@ device, sampling.  Stacked fits of many data sets run through
 
 from __future__ import annotations
 
+import importlib
+
 import arviz_base as azb
 import numpy as np
 
 from ..data.design import Design
 from ..model import RUN, Structure, build, choose_centring, dims, partial_names
-from . import nuts, runtime
+from . import runtime
 from .config import SamplerConfig
 from .device import choose_device
 from .start import find_map
 
-BACKENDS = {"numpyro": nuts}
+BACKENDS = ("numpyro", "lowrank")  # modules of this package, imported when first used
+
+
+def backend(name: str):
+    """The module of backend ``name`` (BlackJAX, which starts JAX when imported, only on use)."""
+    return importlib.import_module(f".{'nuts' if name == 'numpyro' else name}", __package__)
 
 
 def labels(design: Design, s: Structure) -> dict:
@@ -42,7 +49,7 @@ def sample(model, data: dict, config: SamplerConfig, *, init: dict, target_accep
            design: Design, structure: Structure, dense: tuple = ()):
     """Sample ``model`` on ``data`` with ``config``'s backend from ``init``; an ArviZ DataTree."""
     runtime.ensure()
-    draws = BACKENDS[config.backend].sample(model, data, init, config, target_accept, dense)
+    draws = backend(config.backend).sample(model, data, init, config, target_accept, dense)
     return to_datatree(draws, design, structure)
 
 

@@ -88,7 +88,7 @@ def parse(text: str, names: set[str] | None = None, what: str = "formula",
         How to refer to the text in error messages (e.g. ``"formula of law 'power'"``).
     extra : dict, optional
         More functions: name -> (number of arguments, implementation).  Used for
-        the per-run schedule functions of derived inputs (:mod:`bayescale.schedule`).
+        the per-run schedule functions of derived inputs (:mod:`bayescale.laws.schedule`).
 
     Raises
     ------

@@ -12,7 +12,7 @@ at its first recorded value before it), the expression is evaluated on that
 per-step grid, and read back at the rows' steps.  So rows may be sparse
 evaluation points while the sums run over every optimiser step.
 
-Functions, besides those of :mod:`bayescale.formula`:
+Functions, besides those of :mod:`bayescale.laws.formula`:
 
 ==========================  ==============================================
 ``cumsum(x)``               running sum over steps, sum of x_0 ... x_s
@@ -23,7 +23,7 @@ Functions, besides those of :mod:`bayescale.formula`:
 Examples
 --------
 >>> import numpy as np
->>> from bayescale.formula import parse
+>>> from bayescale.laws.formula import parse
 >>> f = parse("cumsum(lr)", {"lr"}, extra=FUNCTIONS)
 >>> derive({"S1": f}, {"step": np.array([1.0, 3.0]), "lr": np.array([1.0, 1.0])},
 ...        np.array([0, 0]))["S1"].tolist()

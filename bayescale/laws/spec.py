@@ -79,20 +79,20 @@ class Law:
         Catalogue name.
     formula : str
         Expression of the outcome's mean over inputs (divided by their reference)
-        and parameters; see :mod:`bayescale.formula` for what is allowed.
+        and parameters; see :mod:`bayescale.laws.formula` for what is allowed.
     inputs : dict
         Input name -> description, e.g. ``{"N": "parameters"}``, or -> a table with
         ``description``, ``scale`` (``"reference"`` or ``"none"``, see :class:`Input`)
         and ``derived`` (an expression over the ``schedule`` columns, evaluated per
-        run by :mod:`bayescale.schedule`).
+        run by :mod:`bayescale.laws.schedule`).
     parameters : dict
-        Parameter name -> table with ``prior`` (see :mod:`bayescale.priors`),
+        Parameter name -> table with ``prior`` (see :mod:`bayescale.laws.priors`),
         ``pool`` (``shared``, ``partial`` or ``none``), optional ``tau`` (scale of
         the half-normal prior on the family spread) and ``description``.
     report : dict, optional
         Name -> formula of parameters in the paper's convention.
     outcome : {"positive", "unit"}
-        The outcome's range, which sets the noise model (:mod:`bayescale.outcome`).
+        The outcome's range, which sets the noise model (:mod:`bayescale.laws.outcome`).
     schedule : dict, optional
         Per-row columns that derived inputs are computed from, name -> description;
         must include ``step``, which orders the rows of a run.

@@ -125,7 +125,7 @@ def sweep(df: pd.DataFrame, law="power", by=None, y: str = "loss", x=None, group
     executor : {"local", "serial"} or concurrent.futures.Executor
         ``"local"``: a pool of spawned worker processes, one per core;
         ``"serial"``: this process; or any executor, e.g. a Dask
-        ``Client.get_executor()`` (see :mod:`bayescale.executor`).
+        ``Client.get_executor()`` (see :mod:`bayescale.inference.executor`).
     workers : int, optional
         Worker processes of the ``"local"`` pool (default: the cores).
     chunk : int

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import jax
 
@@ -69,8 +69,8 @@ class Request:
         return fit_many(frames, self.law, self.cols, self.pool, self.model, self.sampler, **options)
 
 
-SAMPLER_KEYS = ("chains", "warmup", "draws", "seed", "target_accept", "device", "progress", "max_tree_depth")
-MODEL_KEYS = ("likelihood", "parameterization", "min_rows_per_family", "check_units")
+SAMPLER_KEYS = tuple(f.name for f in fields(SamplerConfig))
+MODEL_KEYS = tuple(f.name for f in fields(ModelConfig))
 
 
 def request(law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=None, pool=None,

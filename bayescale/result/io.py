@@ -69,7 +69,7 @@ def save(fit, path) -> Path:
 
 
 def read(path) -> dict:
-    """Read and verify a saved fit; returns its parts for :func:`bayescale.fit.Fit.from_parts`."""
+    """Read and verify a saved fit; returns its parts for :func:`bayescale.Fit.from_parts`."""
     path = Path(path)
     if not path.is_dir():
         raise FitError(f"{path} is not a fit directory (expected a folder written by fit.save).")

@@ -75,7 +75,7 @@ def extrapolation(design: Design, inputs: dict, family: str) -> dict:
 
 def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0.5, 0.9),
             seed: int = 0, samples: bool = False, discrepancy=0.0):
-    """Forecast the outcome at the rows of ``new``; see :meth:`bayescale.fit.Fit.predict`.
+    """Forecast the outcome at the rows of ``new``; see :meth:`bayescale.Fit.predict`.
 
     ``discrepancy`` is a rate (link-scale sd per decade) or a calibration with
     ``rate``, ``bias``, ``reach``, ``curvature`` and ``dof`` (:func:`terms`).
@@ -176,7 +176,7 @@ def widen(result: np.ndarray, decades, rate: float, outcome, rng, bias: float = 
     ``dof``, Student-t cut at its :data:`TAIL` quantiles (on the outcome scale an uncut
     Student-t on the log link has no finite mean; no band up to 99.8% changes).
 
-    See :mod:`bayescale.calibrate`, which measures both out of sample.
+    See :mod:`bayescale.evaluate.calibration`, which measures both out of sample.
     """
     if not np.isfinite(rate) or rate < 0:
         raise DataError(f"discrepancy={rate!r} must be a rate >= 0 (link-scale sd per decade).")

@@ -1,0 +1,132 @@
+"""Mass-matrix adaptation by minimising the Fisher divergence, from draws *and* gradients.
+
+Seyboldt, Carlson and Carpenter, "Preconditioning Hamiltonian Monte Carlo by minimizing
+Fisher divergence" (arXiv:2603.18845, 2026), as nutpie implements it.  For a Gaussian
+posterior with covariance ``S`` the draws have covariance ``S`` and the gradients of the log
+density ``S^-1``; the metric whose covariance ``C`` solves ``C Cov(grad) C = Cov(draws)`` (the
+geometric mean of the two, a Fisher-divergence minimiser) is ``S`` itself, and it is found
+from far fewer draws than a variance estimate alone, since every draw brings a gradient.
+
+The inverse mass matrix has the low-rank-modified diagonal form of BlackJAX's
+:class:`~blackjax.mcmc.metrics.LowRankInverseMassMatrix`::
+
+    M^-1 = diag(sigma) (I + U (Lambda - I) U^T) diag(sigma)
+
+1. ``sigma_i = sqrt(sd(draws_i) / sd(grads_i))``: the diagonal part, the exact scale of a
+   Gaussian coordinate;
+2. in the span of the scaled draws and gradients, the geometric mean of their regularised
+   covariances is eigendecomposed; eigenvalues far from 1 (beyond ``cutoff`` either way) give
+   the columns of ``U`` and the entries of ``Lambda`` (at most ``rank`` of them).
+
+Every function here is pure and runs inside a compiled warm-up loop (no Python per draw):
+:func:`buffer_init` / :func:`buffer_add` / :func:`buffer_switch` keep the recent draws and
+gradients (nutpie's foreground and background windows), :func:`estimate` turns them into a
+metric, :func:`from_gradient` gives the first metric from the starting point's gradient.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from blackjax.mcmc.metrics import LowRankInverseMassMatrix
+
+GAMMA = 1e-5  # regularisation of the covariances (nutpie's default)
+CUTOFF = 100.0  # eigenvalues kept: beyond this ratio either way (nutpie's default)
+CLAMP = (1e-20, 1e20)  # bounds of the diagonal variances
+
+
+class Buffer(NamedTuple):
+    """The most recent draws and gradients, in a ring of fixed size (one row per draw).
+
+    ``count`` rows are in use: the last ``count`` written.  ``background`` of them arrived
+    since the last switch.
+    """
+
+    draws: jax.Array
+    grads: jax.Array
+    position: jax.Array  # index the next row is written to
+    count: jax.Array
+    background: jax.Array
+
+
+def buffer_init(size: int, dim: int) -> Buffer:
+    zeros = jnp.zeros((size, dim))
+    return Buffer(zeros, zeros, jnp.int32(0), jnp.int32(0), jnp.int32(0))
+
+
+def buffer_add(buffer: Buffer, draw: jax.Array, grad: jax.Array, keep) -> Buffer:
+    """``buffer`` with one more draw and its gradient, where ``keep`` (a divergent or
+    non-finite transition's point is not kept)."""
+    size = buffer.draws.shape[0]
+    ok = keep & jnp.all(jnp.isfinite(draw)) & jnp.all(jnp.isfinite(grad))
+    row = buffer.position
+    added = Buffer(buffer.draws.at[row].set(draw), buffer.grads.at[row].set(grad), (row + 1) % size,
+                   jnp.minimum(buffer.count + 1, size), buffer.background + 1)
+    return jax.tree.map(lambda new, old: jnp.where(ok, new, old), added, buffer)
+
+
+def buffer_switch(buffer: Buffer) -> Buffer:
+    """Forget the draws before the last switch: the background window becomes the foreground."""
+    return buffer._replace(count=jnp.minimum(buffer.background, buffer.count), background=jnp.int32(0))
+
+
+def _mask(buffer: Buffer) -> jax.Array:
+    size = buffer.draws.shape[0]
+    age = (buffer.position - 1 - jnp.arange(size)) % size  # 0 for the newest row
+    return age < buffer.count
+
+
+def from_gradient(grad: jax.Array, rank: int) -> LowRankInverseMassMatrix:
+    """The first metric: variances ``1 / |grad|`` at the starting point (nutpie's start), no low rank."""
+    var = jnp.clip(1.0 / jnp.abs(grad), *CLAMP)
+    var = jnp.where(jnp.isfinite(var), var, 1.0)
+    return LowRankInverseMassMatrix(jnp.sqrt(var), jnp.zeros((grad.shape[0], rank)), jnp.ones(rank))
+
+
+def _sqrtm(eigenvalues, eigenvectors, power):
+    return (eigenvectors * eigenvalues**power) @ eigenvectors.T
+
+
+def spd_mean(a: jax.Array, b: jax.Array) -> jax.Array:
+    """The geometric mean of ``a`` and ``b^-1``: the symmetric positive definite ``x`` with
+    ``x b x = a``, i.e. ``b^-1/2 (b^1/2 a b^1/2)^1/2 b^-1/2``."""
+    vals, vecs = jnp.linalg.eigh(b)
+    vals = jnp.maximum(vals, 1e-300)
+    b_half, b_inv_half = _sqrtm(vals, vecs, 0.5), _sqrtm(vals, vecs, -0.5)
+    m_vals, m_vecs = jnp.linalg.eigh(b_half @ a @ b_half)
+    return b_inv_half @ _sqrtm(jnp.maximum(m_vals, 0.0), m_vecs, 0.5) @ b_inv_half
+
+
+def estimate(buffer: Buffer, rank: int, gamma: float = GAMMA, cutoff: float = CUTOFF
+             ) -> LowRankInverseMassMatrix:
+    """The metric that minimises the Fisher divergence to the buffer's draws and gradients.
+
+    Shapes are fixed (the buffer's rows, ``rank`` columns of ``U``), so one compiled program
+    serves every update; unused columns of ``U`` are zero with eigenvalue 1.
+    """
+    mask = _mask(buffer)[:, None]
+    n = jnp.maximum(buffer.count, 1).astype(buffer.draws.dtype)
+    x = jnp.where(mask, buffer.draws, 0.0)
+    g = jnp.where(mask, buffer.grads, 0.0)
+    x = jnp.where(mask, x - x.sum(0) / n, 0.0)
+    g = jnp.where(mask, g - g.sum(0) / n, 0.0)
+    sd_x, sd_g = jnp.sqrt((x**2).sum(0)), jnp.sqrt((g**2).sum(0))
+    sigma = jnp.sqrt(sd_x / sd_g)
+    sigma = jnp.where(jnp.isfinite(sigma) & (sigma > 0), sigma, 1.0)
+    sigma = jnp.clip(sigma, jnp.sqrt(CLAMP[0]), jnp.sqrt(CLAMP[1]))
+    xs, gs = x / (sigma * n), g * sigma / n  # rows: draws; columns: coordinates
+    u_x = jnp.linalg.svd(xs.T, full_matrices=False)[0]
+    u_g = jnp.linalg.svd(gs.T, full_matrices=False)[0]
+    basis = jnp.linalg.qr(jnp.concatenate([u_x, u_g], axis=1))[0]
+    px, pg = basis.T @ xs.T, basis.T @ gs.T
+    eye = jnp.eye(basis.shape[1])
+    mean = spd_mean(px @ px.T / gamma + eye, pg @ pg.T / gamma + eye)
+    vals, vecs = jnp.linalg.eigh((mean + mean.T) / 2)
+    far = (vals > cutoff) | (vals < 1.0 / cutoff)
+    order = jnp.argsort(-jnp.where(far, jnp.abs(jnp.log(vals)), -1.0))[:rank]
+    chosen = far[order]
+    u = jnp.where(chosen, basis @ vecs[:, order], 0.0)
+    lam = jnp.where(chosen, vals[order], 1.0)
+    return LowRankInverseMassMatrix(sigma, u, lam)

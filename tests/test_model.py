@@ -1,0 +1,227 @@
+"""Tests for bayescale.model: ModelConfig validation, the model's static structure, the centring
+rule, padding rows out of the likelihood, and the sites of the built model."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import numpyro
+import pytest
+from numpyro.infer.util import log_density
+
+import bayescale as bs
+from bayescale.data.design import prepare
+from bayescale.errors import LawError
+from bayescale.laws.spec import resolve
+from bayescale.model import (
+    CENTRED_MIN_ROWS,
+    RUN_SCALE,
+    ModelConfig,
+    build,
+    choose_centring,
+    model_data,
+    pad_rows,
+    partial_names,
+    structure,
+)
+
+PARTIAL = {"E": "partial", "a": "partial"}  # three families: pool explicitly (fitting would demote)
+
+
+def _design(pool=PARTIAL, run=None, **simulate):
+    law = resolve("power").with_pooling(pool)
+    df = bs.datasets.simulate("power", **{"families": 3, "seeds": 1, "seed": 0, **simulate})
+    return law, prepare(df, law, "loss", "x", group="family", run=run)
+
+
+# ---- ModelConfig -----------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", ["cauchy", "Normal", ""])
+def test_bad_likelihood_names_the_value(bad):
+    with pytest.raises(LawError, match=f"likelihood={bad!r}"):
+        ModelConfig(likelihood=bad)
+
+
+@pytest.mark.parametrize("bad", ["sideways", "non-centred", None])
+def test_bad_parameterization_names_the_value(bad):
+    with pytest.raises(LawError, match=f"parameterization={bad!r}"):
+        ModelConfig(parameterization=bad)
+
+
+@pytest.mark.parametrize("ok", ["auto", "centred", "noncentred", "centered", "noncentered"])
+def test_parameterization_accepts_both_spellings(ok):
+    assert ModelConfig(parameterization=ok).parameterization == ok
+
+
+def test_model_config_errors_are_value_errors():
+    with pytest.raises(ValueError):
+        ModelConfig(likelihood="cauchy")
+
+
+# ---- structure -------------------------------------------------------------------------------
+def test_structure_of_a_design():
+    law, design = _design(run="run")
+    s = structure(law, design)
+    assert (s.n_families, s.n_runs, s.likelihood, s.centring) == (3, 15, "normal", None)
+    assert s.refs == (("x", design.refs["x"]),)
+    assert s.law is law
+    assert partial_names(s) == ["E", "a"]
+    assert [s.pool(p) for p in ("E", "a", "alpha")] == ["partial", "partial", "shared"]
+
+
+@pytest.mark.parametrize(("name", "value"), [("auto", None), ("centred", 1.0), ("centered", 1.0),
+                                             ("noncentred", 0.0), ("noncentered", 0.0)])
+def test_structure_parameterization(name, value):
+    law, design = _design()
+    assert structure(law, design, "student_t", name).centring == value
+    assert structure(law, design, "student_t", name).likelihood == "student_t"
+
+
+def test_structure_refuses_bad_options():
+    law, design = _design()
+    with pytest.raises(LawError, match="likelihood='laplace'"):
+        structure(law, design, likelihood="laplace")
+    with pytest.raises(LawError, match="parameterization='sideways'"):
+        structure(law, design, parameterization="sideways")
+
+
+def test_one_family_pools_partial_parameters_as_shared():
+    law = resolve("power")
+    df = bs.datasets.simulate("power", families=1, seeds=1, seed=0)
+    s = structure(law, prepare(df, law, "loss", "x"))
+    assert s.n_families == 1 and partial_names(s) == []
+    assert s.pool("E") == "shared" and law.parameters["E"].pool == "partial"
+
+
+# ---- choose_centring -------------------------------------------------------------------------
+def test_family_effects_centred_with_many_rows_per_family():
+    law, design = _design()  # 25 rows per family
+    assert np.bincount(design.family_idx).min() >= CENTRED_MIN_ROWS
+    assert choose_centring(structure(law, design), design, sigma=0.01) == {"E": 1.0, "a": 1.0}
+
+
+def test_family_effects_non_centred_with_few_rows_per_family():
+    law, design = _design(sizes=(2e7, 5e7), tokens_per_param=(5, 10, 20, 40))  # 8 rows per family
+    assert np.bincount(design.family_idx).min() < CENTRED_MIN_ROWS
+    assert choose_centring(structure(law, design), design, sigma=0.01) == {"E": 0.0, "a": 0.0}
+
+
+def test_one_family_short_of_the_threshold_keeps_all_non_centred():
+    law = resolve("power").with_pooling(PARTIAL)
+    df = bs.datasets.simulate("power", families=3, seeds=1, seed=0)
+    df = df.drop(df.index[(df["family"] == "f2")][CENTRED_MIN_ROWS - 1:])  # f2 keeps 9 rows
+    design = prepare(df, law, "loss", "x", group="family")
+    assert choose_centring(structure(law, design), design, sigma=0.01) == {"E": 0.0, "a": 0.0}
+
+
+def test_run_effects_centred_when_the_rows_pin_them():
+    """Runs of 5 rows: centred while sigma / sqrt(5) < RUN_SCALE, non-centred beyond."""
+    law, design = _design(run="run")
+    s = structure(law, design)
+    edge = RUN_SCALE * np.sqrt(5)
+    assert choose_centring(s, design, sigma=0.01)["run_effect"] == 1.0
+    assert choose_centring(s, design, sigma=0.99 * edge)["run_effect"] == 1.0
+    assert choose_centring(s, design, sigma=1.01 * edge)["run_effect"] == 0.0
+
+
+def test_run_effects_of_one_row_are_non_centred():
+    law, design = _design(run="run", tokens_per_param=(20,), sizes=(2e7, 5e7, 1.2e8, 3e8, 7e8, 1.5e9))
+    s = structure(law, design)
+    assert s.n_runs == 18
+    assert choose_centring(s, design, sigma=1e-6)["run_effect"] == 0.0
+
+
+@pytest.mark.parametrize(("name", "value"), [("centred", 1.0), ("noncentred", 0.0)])
+def test_a_forced_parameterization_applies_to_every_effect(name, value):
+    law, design = _design(run="run", sizes=(2e7, 5e7))  # few rows: auto would not centre E and a
+    s = structure(law, design, parameterization=name)
+    assert choose_centring(s, design, sigma=10.0) == {"E": value, "a": value, "run_effect": value}
+
+
+# ---- pad_rows --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small():
+    law, design = _design(run="run")
+    return structure(law, design), model_data(design)
+
+
+def test_pad_rows_shapes_and_mask(small):
+    _, data = small
+    n = len(data["y_link"])
+    padded = pad_rows(data, n + 4)
+    for key in ("family_idx", "run_idx", "se_log", "y_link"):
+        assert padded[key].shape == (n + 4,)
+        np.testing.assert_array_equal(np.asarray(padded[key][:n]), np.asarray(data[key]))
+        np.testing.assert_array_equal(np.asarray(padded[key][n:]), np.repeat(np.asarray(data[key][:1]), 4))
+    assert padded["inputs"]["x"].shape == (n + 4,)
+    np.testing.assert_array_equal(np.asarray(padded["mask"]), np.arange(n + 4) < n)
+    assert padded["refs"] is data["refs"] and "mask" not in data  # the data passed in are unchanged
+    assert np.asarray(pad_rows(data, n)["mask"]).all()
+
+
+def test_pad_rows_refuses_to_shrink(small):
+    _, data = small
+    with pytest.raises(ValueError, match="cannot pad 75 rows to 74"):
+        pad_rows(data, 74)
+
+
+def test_padding_adds_nothing_to_the_log_density(small):
+    s, data = small
+    model = build(s, {})
+    trace = numpyro.handlers.trace(numpyro.handlers.seed(model, jax.random.PRNGKey(1))).get_trace(**data)
+    latent = {k: v["value"] for k, v in trace.items() if v["type"] == "sample" and not v["is_observed"]}
+    plain = float(log_density(model, (), data, latent)[0])
+    padded = float(log_density(model, (), pad_rows(data, len(data["y_link"]) + 10), latent)[0])
+    assert np.isfinite(plain)
+    assert padded == pytest.approx(plain, rel=1e-12)
+    # the padding repeats the first row: unmasked, it would count that row 10 more times
+    unmasked = {k: v for k, v in pad_rows(data, len(data["y_link"]) + 10).items() if k != "mask"}
+    assert float(log_density(model, (), unmasked, latent)[0]) != pytest.approx(plain, rel=1e-6)
+
+
+# ---- build -----------------------------------------------------------------------------------
+def _sites(model, data):
+    trace = numpyro.handlers.trace(numpyro.handlers.seed(model, jax.random.PRNGKey(0))).get_trace(**data)
+    return {name: (site["type"], np.shape(site["value"])) for name, site in trace.items()
+            if site["type"] in ("sample", "deterministic")}, trace
+
+
+def test_build_non_centred_sites(small):
+    s, data = small
+    sites, trace = _sites(build(s, {}), data)
+    expected = {
+        "E_pop_z": ("sample", ()), "E_tau": ("sample", ()), "E_z_decentered": ("sample", (3,)),
+        "E_z": ("deterministic", (3,)), "a_pop_z": ("sample", ()), "a_tau": ("sample", ()),
+        "a_z_decentered": ("sample", (3,)), "a_z": ("deterministic", (3,)), "alpha_z": ("sample", ()),
+        "E": ("deterministic", (3,)), "a": ("deterministic", (3,)), "alpha": ("deterministic", (3,)),
+        "A": ("deterministic", (3,)), "sigma_run": ("sample", ()),
+        "run_effect_decentered": ("sample", (15,)), "run_effect": ("deterministic", (15,)),
+        "sigma": ("sample", ()), "y_link": ("sample", (75,)),
+    }
+    assert sites == expected
+    assert trace["y_link"]["is_observed"]
+    np.testing.assert_array_equal(np.asarray(trace["y_link"]["value"]), np.asarray(data["y_link"]))
+
+
+def test_build_centred_sites(small):
+    s, data = small
+    sites, _ = _sites(build(s, {"E": 1.0, "a": 1.0, "run_effect": 1.0}), data)
+    assert not any(name.endswith("_decentered") for name in sites)
+    assert sites["E_z"] == sites["a_z"] == ("sample", (3,))
+    assert sites["run_effect"] == ("sample", (15,))
+
+
+def test_build_centres_only_the_effects_asked(small):
+    s, data = small
+    sites, _ = _sites(build(s, {"E": 1.0}), data)
+    assert sites["E_z"] == ("sample", (3,)) and "E_z_decentered" not in sites
+    assert "a_z_decentered" in sites and "run_effect_decentered" in sites
+
+
+def test_build_student_t_adds_nu_and_no_runs_drops_run_sites():
+    law, design = _design()
+    s = structure(law, design, likelihood="student_t")
+    sites, _ = _sites(build(s, {}), model_data(design))
+    assert sites["nu"] == ("sample", ())
+    assert not {"sigma_run", "run_effect", "run_effect_decentered"} & set(sites)
+    natural = np.asarray(_sites(build(s, {}), model_data(design))[1]["E"]["value"])
+    assert (natural < design.floor()).all()  # the floor prior keeps E below each family's lowest loss
