@@ -14,6 +14,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
+def sampled_well():
+    """``check(fit)``: NUTS explored the posterior, judged with margins far from the gate's thresholds.
+
+    The gate (R-hat <= 1.01, bulk and tail ESS >= 400, no divergence, E-BFMI >= 0.3) decides
+    whether a fit is trusted; a real fit that sits near one of those lines passes on one CPU and
+    fails on another, so tests never assert that it passes.  This asks only what a sampling
+    failure would break: R-hat below 1.05, bulk ESS above 100 and divergences under 1% of draws.
+    """
+    def check(fit):
+        diag, stats = fit.diagnostics, fit.idata.sample_stats
+        draws = int(stats.sizes["chain"] * stats.sizes["draw"])
+        divergences = int(stats["diverging"].sum())
+        problems = []
+        if fit.settings.chains > 1 and not diag["r_hat"].max() < 1.05:
+            problems.append(f"R-hat {diag['r_hat'].max():.3f}")
+        if not diag["ess_bulk"].min() > 100:
+            problems.append(f"bulk ESS {diag['ess_bulk'].min():.0f}")
+        if divergences > 0.01 * draws:
+            problems.append(f"{divergences} divergences in {draws} draws")
+        assert not problems, (problems, fit.verdict())
+
+    return check
+
+
+@pytest.fixture(scope="session")
 def case_study():
     """Load ``case_studies/<name>/run.py`` as a module: ``case_study("obs_scaling").main([...])``."""
     def load(name: str):

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from bayescale.cli.format import format_calibration, format_summary, format_verdict
 from bayescale.errors import DesignWarning, DiagnosticsWarning, FitWarning

@@ -26,7 +26,7 @@ from bayescale.cli.main import main
 from bayescale.data.design import units_look_mixed
 from bayescale.errors import DataError
 
-CORPUS = Path(__file__).parent / "bad_inputs"
+CORPUS = Path(__file__).resolve().parents[1] / "bad_inputs"
 SHORT = ["--chains", "1", "--warmup", "50", "--draws", "50", "--seed", "0", "--law-only"]
 
 

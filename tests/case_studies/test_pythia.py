@@ -9,6 +9,8 @@ from scipy import stats
 
 import bayescale as bs
 
+pytestmark = pytest.mark.slow  # runs a case study end to end on real data
+
 HELD_OUT_MODELS = 6  # 2.8B, 6.9B and 12B, standard and deduped
 ALPHA = 0.01  # false-alarm rate of the coverage check for a calibrated 90% band
 

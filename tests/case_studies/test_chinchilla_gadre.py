@@ -6,6 +6,8 @@ import pytest
 
 import bayescale as bs
 
+pytestmark = pytest.mark.slow  # runs a case study end to end on real data
+
 
 def test_chinchilla_epoch_quick(tmp_path, case_study):
     try:

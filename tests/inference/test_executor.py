@@ -98,6 +98,7 @@ def _table(tasks):
                       for k, t in enumerate(tasks)], ignore_index=True)
 
 
+@pytest.mark.slow  # starts a cluster of worker processes
 def test_sweep_fit_many_and_sbc_on_dask_equal_the_local_default(client):
     df = _table(["a", "b", "c"])
     sweep = {"by": "task", "progress": False, **TINY}
@@ -118,6 +119,7 @@ def test_sweep_fit_many_and_sbc_on_dask_equal_the_local_default(client):
     pd.testing.assert_frame_equal(here.ranks[cols], there.ranks[cols])
 
 
+@pytest.mark.slow  # starts a cluster of worker processes
 def test_a_killed_dask_worker_leaves_no_group_missing(client, tmp_path, kill_a_worker):
     df = _table(["a", "b", "c", "d", "e", "f"])
     killed = []
@@ -142,6 +144,7 @@ class _Refuse(Executor):
         raise AssertionError("the sweep submitted a fit")
 
 
+@pytest.mark.slow  # starts a cluster of worker processes
 def test_sweep_on_ray_equals_the_local_default():
     ray = pytest.importorskip("ray")
     df = _table(["a", "b"])
@@ -154,6 +157,7 @@ def test_sweep_on_ray_equals_the_local_default():
     pd.testing.assert_frame_equal(there.parameters, bs.sweep(df, executor="serial", **sweep).parameters)
 
 
+@pytest.mark.slow  # starts a cluster of worker processes
 def test_a_rolling_backtest_on_dask_equals_the_local_one(client):
     df = bs.datasets.simulate("power", families=1, seeds=1, seed=5)
     opts = {"split": "rolling", "cuts": 2, **TINY}

@@ -253,16 +253,17 @@ RECOVERY = {
 }
 
 
+@pytest.mark.slow  # a fit of every catalogue law
 @pytest.mark.parametrize("name", list(RECOVERY))
-def test_recovers_known_parameters(name):
+def test_recovers_known_parameters(name, sampled_well):
     design, seed, n_draws = RECOVERY[name]
     truth, inputs = design()
     df = simulate(name, truth, inputs, seed=seed)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BayescaleWarning)  # checked below through fit.ok
+        warnings.simplefilter("ignore", BayescaleWarning)  # sampling is checked below
         fit = bs.fit(df, law=name, y="loss", x={k: k for k in inputs}, chains=2, warmup=500,
                      draws=n_draws, seed=seed, progress=False, extrapolation=False)
-    assert fit.ok, [str(w) for w in fit.warnings]
+    sampled_well(fit)
     table = fit.summary().set_index("parameter")
     outside = {p: (v, table.loc[p, "q5"], table.loc[p, "q95"]) for p, v in truth.items()
                if not table.loc[p, "q5"] <= v <= table.loc[p, "q95"]}

@@ -389,5 +389,5 @@ def test_catalogue_page_is_generated_from_the_specs():
 
     from bayescale.laws.spec import catalogue_markdown
 
-    page = Path(__file__).resolve().parents[1] / "models" / "README.md"
+    page = Path(__file__).resolve().parents[2] / "models" / "README.md"
     assert page.read_text(encoding="utf-8") == catalogue_markdown()

@@ -25,11 +25,13 @@ def simulated():
     return df, fit
 
 
-def test_simulated_ladder_passes_gate(simulated):
+@pytest.mark.slow  # full-size fits
+def test_simulated_ladder_is_sampled_well(simulated, sampled_well):
     _, fit = simulated
-    assert fit.ok, [str(w) for w in fit.warnings]
+    sampled_well(fit)
 
 
+@pytest.mark.slow  # full-size fits
 def test_simulated_truth_inside_intervals(simulated):
     """Truths (E, A, B per family; alpha, beta) against their posterior intervals.
 
@@ -59,6 +61,7 @@ def test_simulated_truth_inside_intervals(simulated):
     assert inside90 >= stats.binom.ppf(0.02, checked, 0.9), inside90
 
 
+@pytest.mark.slow  # full-size fits
 def test_simulated_forecast_band_contains_heldout_truth(simulated):
     """The 90% new-run band at a 2.5x larger model covers the noiseless truth for each family."""
     df, fit = simulated
@@ -72,7 +75,8 @@ def test_simulated_forecast_band_contains_heldout_truth(simulated):
         assert row["lo90"] <= true <= row["hi90"], (f, true, row["lo90"], row["hi90"])
 
 
-def test_chinchilla_epoch_matches_published_intervals():
+@pytest.mark.slow  # full-size fits
+def test_chinchilla_epoch_matches_published_intervals(sampled_well):
     """Epoch's replication (240 points): medians inside their bootstrap 95% intervals."""
     try:
         df = bs.datasets.load("chinchilla_epoch", drop_highest_loss=5)
@@ -80,7 +84,7 @@ def test_chinchilla_epoch_matches_published_intervals():
         pytest.skip(str(exc))
     fit = bs.fit(df, law="chinchilla", y="loss", x={"N": "params", "D": "tokens"}, seed=0,
                  progress=False, extrapolation=False)
-    assert fit.ok, [str(w) for w in fit.warnings]
+    sampled_well(fit)
     post = fit.idata.posterior
     published = {"E": (1.769, 1.871), "alpha": (0.317, 0.373), "beta": (0.331, 0.415)}
     for name, (lo, hi) in published.items():
@@ -88,6 +92,7 @@ def test_chinchilla_epoch_matches_published_intervals():
         assert lo <= median <= hi, (name, median, lo, hi)
 
 
+@pytest.mark.slow  # full-size fits
 def test_gadre_overtrain_forecasts_targets():
     """Gadre et al.'s 5-runs-per-corpus protocol, 3 corpora as families, exponent shared."""
     try:
@@ -115,6 +120,7 @@ def test_gadre_overtrain_forecasts_targets():
     assert (pred["extrap_C"] > 1).all()  # the targets are far beyond the fitting runs
 
 
+@pytest.mark.slow  # full-size fits
 @pytest.mark.skipif(not __import__("os").path.exists("/proc/self/maps"), reason="needs Linux /proc")
 def test_compiled_programs_stay_under_the_memory_map_bound(monkeypatch):
     # Each fit of a new shape leaves ~700 memory maps behind, and a process aborted after ~90

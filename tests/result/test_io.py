@@ -230,7 +230,7 @@ def test_na_like_labels_round_trip(saved, tmp_path):
     assert load(tmp_path / "fit").design.families == ["EU", "NA"]
 
 
-FORMAT1 = Path(__file__).parent / "fixtures" / "fit_format1"  # written by bayescale 0.1.0
+FORMAT1 = Path(__file__).resolve().parents[1] / "fixtures" / "fit_format1"  # written by bayescale 0.1.0
 
 
 def test_a_fit_saved_by_the_first_release_still_loads():

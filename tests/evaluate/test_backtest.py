@@ -146,6 +146,7 @@ def test_rolling_needs_a_positive_number_of_origins():
         run(ladder(), "rolling", cuts=0)
 
 
+@pytest.mark.slow  # nested calibration inside every origin
 def test_rolling_with_nested_calibration_widens_each_origin_by_its_own_rate():
     df = ladder()
     result = run(df, "rolling", cuts=2, kind="new_run", discrepancy="calibrate")

@@ -89,6 +89,7 @@ def test_chains_side_by_side_do_not_depend_on_what_shares_a_call(monkeypatch):
     assert not np.array_equal(alpha[0], alpha[1])
 
 
+@pytest.mark.slow  # many fits or worker processes
 def test_fit_many_compiles_once_per_shape():
     frames = _frames(3)
     small = SMALL | {"warmup": 50, "draws": 50}
@@ -99,6 +100,7 @@ def test_fit_many_compiles_once_per_shape():
     assert three <= one + 2, (one, three)
 
 
+@pytest.mark.slow  # many fits or worker processes
 def test_padded_subsets_share_one_program_and_keep_their_own_rows(monkeypatch):
     from bayescale.inference import nuts as inference
 
@@ -142,6 +144,7 @@ def test_fit_many_names_the_bad_data_set():
         bs.fit_many([], **SMALL)
 
 
+@pytest.mark.slow  # many fits or worker processes
 def test_vectorised_batch_agrees_with_sequential_within_monte_carlo_error(batch):
     frames, fits = batch
     vec = bs.fit_many(frames, seed=0, vectorize=True, **SMALL)
@@ -154,6 +157,7 @@ def test_vectorised_batch_agrees_with_sequential_within_monte_carlo_error(batch)
             assert abs(ra.loc[name, "mean"] - rb.loc[name, "mean"]) < 4 * mcse, name
 
 
+@pytest.mark.slow  # many fits or worker processes
 def test_executor_gives_the_local_draws_and_refuses_fork():
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

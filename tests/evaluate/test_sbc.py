@@ -169,17 +169,20 @@ def _check_calibrated(res):
     return table
 
 
+@pytest.mark.slow  # hundreds of replicate fits
 def test_sbc_power_is_calibrated(power_sbc):
     table = _check_calibrated(power_sbc)
     assert list(table["parameter"]) == ["E", "a", "alpha", "sigma", LOG_LIK]
 
 
+@pytest.mark.slow  # hundreds of replicate fits
 def test_sbc_chinchilla_is_calibrated():
     res = sbc("chinchilla", design("chinchilla", families=1, sizes=4, ratios=4, runs=False), **FAST)
     table = _check_calibrated(res)
     assert list(table["parameter"]) == ["E", "a", "b", "alpha", "beta", "sigma", LOG_LIK]
 
 
+@pytest.mark.slow  # hundreds of replicate fits
 def test_sbc_rejects_a_wrong_prior():
     """Data from exponents two prior sd larger than the fitted prior expects: SBC must reject alpha."""
     law = bs.Law.named("power")
@@ -208,6 +211,7 @@ def test_sbc_subset_reproduces_its_replicates(power_sbc):
         combine([power_sbc, part])
 
 
+@pytest.mark.slow  # hundreds of replicate fits
 def test_sbc_two_chains_and_run_effects():
     """Two chains (vectorised, with R-hat) and run effects on a small multi-run ladder."""
     df = design("power", families=1, sizes=3, ratios=3)

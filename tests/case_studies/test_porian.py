@@ -9,6 +9,8 @@ import pytest
 import bayescale as bs
 from bayescale.laws.spec import Law
 
+pytestmark = pytest.mark.slow  # runs a case study end to end on real data
+
 
 def _rows(text: str, first_cell: str) -> list[list[str]]:
     """Cells of the markdown table rows of ``text`` whose first cell starts with ``first_cell``."""

@@ -8,6 +8,8 @@ import pytest
 
 import bayescale as bs
 
+pytestmark = pytest.mark.slow  # runs a case study end to end on real data
+
 
 def test_obs_scaling_law_has_the_chance_floor(case_study):
     module = case_study("obs_scaling")

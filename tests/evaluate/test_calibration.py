@@ -51,6 +51,7 @@ def bent():
     return cal, fit, test
 
 
+@pytest.mark.slow  # calibration measured by many nested fits
 def test_misfit_law_gets_a_positive_rate_that_restores_coverage(bent):
     cal, fit, test = bent
     assert cal.rate > 0.005, cal
@@ -90,6 +91,7 @@ def _running_exponent(seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"N": n, "D": d, "loss": loss})
 
 
+@pytest.mark.slow  # calibration measured by many nested fits
 def test_chinchilla_fit_to_a_running_exponent_gets_bands_that_cover_again():
     df = _running_exponent()
     compute = df["N"] * df["D"]
@@ -121,6 +123,7 @@ def test_well_specified_law_gets_a_small_rate_kept_with_the_fit():
     assert all((row["verdict"] == "passed") == (row["reason"] == "") for row in nested)
 
 
+@pytest.mark.slow  # shares the misfit fixture's calibration (many nested fits)
 def test_fit_predicts_with_its_calibration_unless_told_not_to(bent, tmp_path):
     cal, fit, test = bent
     assert fit.settings.extrapolation == cal.record()
@@ -144,6 +147,7 @@ def test_fit_predicts_with_its_calibration_unless_told_not_to(bent, tmp_path):
     assert again.settings.extrapolation == cal.record()
 
 
+@pytest.mark.slow  # shares the misfit fixture's calibration (many nested fits)
 def test_forecast_beyond_the_backtests_reach_warns(bent):
     cal, fit, _ = bent
     inside = 10 ** (9 + 0.5 * cal.reach)
@@ -262,6 +266,7 @@ def test_estimate_tells_curvature_from_linear_growth():
     assert estimate(_simulated_errors(0.0, 0.01), fit=None, curvature=False).curvature == 0
 
 
+@pytest.mark.slow  # shares the misfit fixture's calibration (many nested fits)
 def test_rows_inside_the_data_are_refused(bent):
     _, fit, _ = bent
     inside = pd.DataFrame({"x": [1e7, 1e8], "loss": [3.0, 2.5]})

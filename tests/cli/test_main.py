@@ -308,6 +308,7 @@ def test_gate_failure_exits_1_and_keeps_the_fit(power_csv, tmp_path):
 
 
 # ---- demo --------------------------------------------------------------------------------
+@pytest.mark.slow  # full-size fits from the command line
 def test_demo_writes_png_and_coverage(tmp_path):
     from bayescale.cli.demo import run_demo
 
@@ -324,6 +325,7 @@ def test_demo_writes_png_and_coverage(tmp_path):
 
 
 # ---- real data end to end ------------------------------------------------------------------
+@pytest.mark.slow  # full-size fits from the command line
 def test_fit_predict_report_on_gadre_overtrain(tmp_path):
     """The command line end to end on a real ladder: Gadre et al.'s 5 runs per corpus."""
     try:

@@ -6,6 +6,8 @@ import pytest
 
 import bayescale as bs
 
+pytestmark = pytest.mark.slow  # runs a case study end to end on real data
+
 
 def _row(text: str, start: str) -> list[str]:
     """The first table row that starts with ``start`` (the all-distances table comes first)."""

@@ -83,6 +83,7 @@ def test_bad_arguments_are_named():
         bs.sweep(df, executor="gpu", **TINY)
 
 
+@pytest.mark.slow  # kills a worker process mid-fit
 def test_a_killed_local_worker_loses_only_its_fit(tmp_path, kill_a_worker):
     df = _table(["a", "b", "c", "d", "e"])
     serial = bs.sweep(df, executor="serial", **TINY)

@@ -40,8 +40,8 @@ def _fit(df, name, **kwargs):
         return bs.fit(df, _law(name), **(SETTINGS | kwargs), extrapolation=False)
 
 
-def _assert_recovered(fit, truth: dict) -> None:
-    assert fit.ok, [str(w) for w in fit.warnings]
+def _assert_recovered(fit, truth: dict, sampled_well) -> None:
+    sampled_well(fit)
     summary = fit.summary().set_index("parameter")
     for name, value in truth.items():
         lo, hi = summary.loc[name, "q5"], summary.loc[name, "q95"]
@@ -62,13 +62,14 @@ def simulate_sigmoid_link(seed: int = 0):
     return pd.DataFrame({"task_bpb": loss, "acc": _logit_noise(mean, 0.08, rng)}), truth
 
 
-def test_sigmoid_link_recovers_its_parameters():
+@pytest.mark.slow  # full-size recovery fit
+def test_sigmoid_link_recovers_its_parameters(sampled_well):
     df, truth = simulate_sigmoid_link()
     fit = _fit(df, "sigmoid_link", y="acc", x="task_bpb")
     truth["a"] = (1 - truth["b"]) * truth["h"]
     truth["ceiling"] = truth["b"] + truth["a"]
     truth["L1"] = truth["L0"] + np.log(truth["h"]) / truth["k"]
-    _assert_recovered(fit, truth)
+    _assert_recovered(fit, truth, sampled_well)
 
 
 # ---- exp_link -------------------------------------------------------------------------
@@ -84,10 +85,11 @@ def simulate_exp_link(seed: int = 0):
     return pd.DataFrame({"c4_loss": loss, "err": _logit_noise(mean, 0.06, rng)}), truth
 
 
-def test_exp_link_recovers_its_parameters():
+@pytest.mark.slow  # full-size recovery fit
+def test_exp_link_recovers_its_parameters(sampled_well):
     df, truth = simulate_exp_link()
     fit = _fit(df, "exp_link", y="err", x="c4_loss")
-    _assert_recovered(fit, truth)
+    _assert_recovered(fit, truth, sampled_well)
 
 
 # ---- rl_sigmoid -----------------------------------------------------------------------
@@ -104,10 +106,11 @@ def simulate_rl_sigmoid(seed: int = 0):
     return df, truth
 
 
-def test_rl_sigmoid_recovers_its_parameters():
+@pytest.mark.slow  # full-size recovery fit
+def test_rl_sigmoid_recovers_its_parameters(sampled_well):
     df, truth = simulate_rl_sigmoid()
     fit = _fit(df, "rl_sigmoid", y="pass_rate", x="gpu_hours")
-    _assert_recovered(fit, truth)
+    _assert_recovered(fit, truth, sampled_well)
 
 
 # ---- coverage -------------------------------------------------------------------------
@@ -123,10 +126,11 @@ def simulate_coverage(seed: int = 0):
     return pd.DataFrame({"samples": k, "coverage": _logit_noise(mean, 0.05, rng)}), truth
 
 
-def test_coverage_recovers_its_parameters():
+@pytest.mark.slow  # full-size recovery fit
+def test_coverage_recovers_its_parameters(sampled_well):
     df, truth = simulate_coverage()
     fit = _fit(df, "coverage", y="coverage", x="samples")
-    _assert_recovered(fit, truth)
+    _assert_recovered(fit, truth, sampled_well)
 
 
 # ---- lr_annealing ---------------------------------------------------------------------
@@ -196,6 +200,7 @@ def lr_fit():
                     draws=1000)
 
 
+@pytest.mark.slow  # full-size recovery fit
 def test_lr_annealing_recovers_its_parameters(lr_fit):
     df, fit = lr_fit
     # the derived areas at the rows agree with the step-by-step recursion
