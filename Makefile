@@ -18,11 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/bayescale demo
 
+# two test processes: a fit's compile runs on one core, so a second process fills the other
+TEST_ARGS ?= -n 2 --dist loadfile
+
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q $(TEST_ARGS)
 
 test-fast: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -m "not slow"
+	$(VENV)/bin/python -m pytest -q $(TEST_ARGS) -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayescale tests benchmarks case_studies

@@ -7,11 +7,13 @@ devices (``jax.pmap``) and batch over data sets like the ``"numpyro"`` backend's
 The warm-up follows nutpie's schedule (nuts-rs ``adapt_strategy.rs``): the metric starts from
 the gradient at the starting point (:func:`bayescale.inference.fisher.from_gradient`); every
 draw's position and gradient join a buffer, and the metric is re-estimated from it
-(:func:`bayescale.inference.fisher.estimate`) every :data:`UPDATE_EVERY` draws and whenever the
-buffer switches windows, every :data:`EARLY_SWITCH` draws in the first :data:`EARLY` of the
-warm-up and every :data:`LATE_SWITCH` after, dropping the draws of the older window; the last
-:data:`FINAL` of the warm-up only tunes the step size.  The step size is tuned by dual
-averaging towards ``target_accept``, restarted when the metric first changes.
+(:func:`bayescale.inference.fisher.estimate`) every :data:`UPDATE_EVERY` draws, when the buffer
+also switches windows, every :data:`EARLY_SWITCH` draws in the first :data:`EARLY` of the
+warm-up and every :data:`LATE_SWITCH` after, dropping the draws of the older window
+(:func:`schedule`); the last :data:`FINAL` of the warm-up only tunes the step size.  The step
+size is tuned by dual averaging towards ``target_accept``, restarted when the metric first
+changes.  (nutpie re-estimates after every draw; every tenth costs a tenth and, measured on
+``chinchilla_epoch``, ``gadre_overtrain`` and ``loss_to_loss``, reached the same steps per draw.)
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from numpyro.infer.util import initialize_model, unconstrain_fn
 from . import fisher
 from .config import SamplerConfig
 from .device import resolve_device
-from .nuts import Draws, jitter
+from .nuts import Draws, jitter, latent_sites
 
 EARLY, FINAL = 0.3, 0.15  # shares of the warm-up: early windows, final step-size-only window
 EARLY_SWITCH, LATE_SWITCH = 10, 80  # draws per metric window, early and later
@@ -44,49 +46,87 @@ class Warm(NamedTuple):
     metric: object
     buffer: fisher.Buffer
     step: object  # dual averaging state
-    changed: jax.Array  # the metric has left its starting form
+    changed: jax.Array  # the metric has been estimated from draws at least once
 
 
 def _rank(dim: int) -> int:
     return min(MAX_RANK, dim)
 
 
+def schedule(warmup: int) -> tuple[list, int]:
+    """The metric windows of a warm-up of ``warmup`` draws: ``(ends, final)``.
+
+    ``ends`` lists, per window of :data:`UPDATE_EVERY` draws, whether the buffer switches at its
+    end (every :data:`EARLY_SWITCH` draws in the first :data:`EARLY` of the warm-up, every
+    :data:`LATE_SWITCH` after, none that would leave fewer draws than that before the final
+    window); ``final`` is the number of draws of the final, step-size-only window.  The schedule
+    depends on the draw count alone, the same for every chain, so vectorised chains share it.
+
+    Examples
+    --------
+    >>> ends, final = schedule(200)
+    >>> len(ends), final, ends[:4]
+    (17, 30, [True, True, True, True])
+    """
+    windows = (warmup - int(FINAL * warmup)) // UPDATE_EVERY
+    final = warmup - windows * UPDATE_EVERY
+    early_end, adapt_end = int(EARLY * warmup), windows * UPDATE_EVERY
+    ends, since = [], 0
+    for w in range(windows):
+        end = (w + 1) * UPDATE_EVERY
+        since += UPDATE_EVERY
+        every = EARLY_SWITCH if end <= early_end else LATE_SWITCH
+        switch = since >= every and end + every <= adapt_end
+        since = 0 if switch else since
+        ends.append(switch)
+    return ends, final
+
+
 def chain(logdensity, x0: jax.Array, key, *, warmup: int, draws: int, target_accept: float,
           max_tree_depth: int = 10, cutoff: float = fisher.CUTOFF):
     """Warm-up then sampling of one chain from ``x0`` (flat, unconstrained).
 
-    Returns the draws (``draws`` x dim), their log densities and the per-draw statistics
-    (``diverging``, ``energy``, ``num_steps``), plus the adapted step size and metric.
+    Returns the draws (``draws`` x dim), the per-draw statistics (``diverging``, ``energy``,
+    ``num_steps``, ``potential_energy``), the adapted step size and the metric.
     """
     kernel = bj_nuts.build_kernel()
     da_init, da_update, da_final = dual_averaging_adaptation(target_accept)
     dim = x0.shape[0]
     state = hmc.init(x0, logdensity)
-    early_end, final_start = int(EARLY * warmup), warmup - int(FINAL * warmup)
+    ends, final = schedule(warmup)
     start = Warm(state, fisher.from_gradient(state.logdensity_grad, _rank(dim)),
                  fisher.buffer_init(BUFFER, dim), da_init(FIRST_STEP), jnp.bool_(False))
 
-    def warm(carry: Warm, inputs):
-        i, k = inputs
-        step_size = jnp.exp(carry.step.log_step_size)
-        state, info = kernel(k, carry.state, logdensity, step_size, carry.metric, max_tree_depth)
-        adapting = i < final_start
+    def step(carry: Warm, k, adapting: bool):
+        size = jnp.exp(carry.step.log_step_size)
+        state, info = kernel(k, carry.state, logdensity, size, carry.metric, max_tree_depth)
         buffer = fisher.buffer_add(carry.buffer, state.position, state.logdensity_grad,
-                                   adapting & ~info.is_divergent)
-        every = jnp.where(i < early_end, EARLY_SWITCH, LATE_SWITCH)
-        switch = adapting & (buffer.background >= every) & (i + every <= final_start)
-        buffer = jax.lax.cond(switch, fisher.buffer_switch, lambda b: b, buffer)
-        update = adapting & (switch | ((i + 1) % UPDATE_EVERY == 0)) & (buffer.count >= 3)
-        metric = jax.lax.cond(update, lambda b: fisher.estimate(b, _rank(dim), cutoff=cutoff),
-                              lambda b: carry.metric, buffer)
-        first = update & ~carry.changed
-        tuned = da_update(carry.step, info.acceptance_rate)
-        step = jax.tree.map(lambda restart, keep: jnp.where(first, restart, keep),
-                            da_init(step_size), tuned)
-        return Warm(state, metric, buffer, step, carry.changed | update), None
+                                   ~info.is_divergent) if adapting else carry.buffer
+        return carry._replace(state=state, buffer=buffer,
+                              step=da_update(carry.step, info.acceptance_rate)), None
+
+    def window(carry: Warm, inputs):
+        keys, switch = inputs
+        carry, _ = jax.lax.scan(lambda c, k: step(c, k, True), carry, keys)
+        buffer = jax.tree.map(lambda a, b: jnp.where(switch, a, b), fisher.buffer_switch(carry.buffer),
+                              carry.buffer)
+        # unconditional: a batched condition would run both branches under vmap anyway
+        estimated = fisher.estimate(buffer, _rank(dim), cutoff=cutoff)
+        enough = buffer.count >= 3
+        metric = jax.tree.map(lambda a, b: jnp.where(enough, a, b), estimated, carry.metric)
+        first = enough & ~carry.changed  # the step size restarts when the metric first changes
+        restarted = da_init(jnp.exp(carry.step.log_step_size))
+        tuned = jax.tree.map(lambda a, b: jnp.where(first, a, b), restarted, carry.step)
+        return Warm(carry.state, metric, buffer, tuned, carry.changed | enough), None
 
     keys = jax.random.split(key, warmup + draws)
-    warmed, _ = jax.lax.scan(warm, start, (jnp.arange(warmup), keys[:warmup]))
+    adapt = len(ends) * UPDATE_EVERY
+    warmed = start
+    if ends:
+        warmed, _ = jax.lax.scan(window, start, (keys[:adapt].reshape(len(ends), UPDATE_EVERY, -1),
+                                                 jnp.asarray(ends)))
+    if final:
+        warmed, _ = jax.lax.scan(lambda c, k: step(c, k, False), warmed, keys[adapt:warmup])
     step_size = da_final(warmed.step) if warmup else FIRST_STEP
 
     def draw(state, k):
@@ -99,57 +139,68 @@ def chain(logdensity, x0: jax.Array, key, *, warmup: int, draws: int, target_acc
     return xs, stats, step_size, warmed.metric
 
 
-def program(model, latent, *, chains: int, warmup: int, draws: int, target_accept: float,
-            max_tree_depth: int = 10):
-    """A whole run of ``model``'s chains as one function of ``(key, init, data)``, like
-    :func:`bayescale.inference.nuts.nuts_program`: ``init`` holds constrained values of the
-    ``latent`` sites, jittered per chain; returns ``(samples, extra)`` grouped by chain."""
+def _runner(model, latent, chains: int, warmup: int, draws: int, target_accept: float,
+            max_tree_depth: int):
+    """``run(key, init, data, chain)``: chain ``chain`` of the fit with key ``key``; its start is
+    ``init`` (constrained values of the ``latent`` sites) with the jitter of
+    :func:`bayescale.inference.nuts.jitter` and its key the chain's share of ``key``, as in
+    :func:`bayescale.inference.nuts.chain_program`, so a chain is the same whichever runs share
+    a call."""
 
-    def run(key, init, data, chain_ids=None):
+    def run(key, init, data, chain_id):
         k_init, k_run = jax.random.split(key)
         info = initialize_model(k_init, model, model_kwargs=data, dynamic_args=False)
-        z = unconstrain_fn(model, (), data, {k: init[k] for k in latent})
-        starts = jitter(z, k_init, chains)
-        flat0, unravel = ravel_pytree(jax.tree.map(lambda v: v[0] if chains > 1 else v, starts))
+        z = jitter(unconstrain_fn(model, (), data, {k: init[k] for k in latent}), k_init, chains)
+        start = jax.tree.map(lambda v: v[chain_id], z) if chains > 1 else z
+        x0, unravel = ravel_pytree(start)
 
         def logdensity(x):
             return -info.potential_fn(unravel(x))
 
-        def one(k, start):
-            x0 = ravel_pytree(start)[0]
-            xs, stats, _, _ = chain(logdensity, x0, k, warmup=warmup, draws=draws,
-                                    target_accept=target_accept, max_tree_depth=max_tree_depth)
-            samples = jax.vmap(lambda x: info.postprocess_fn(unravel(x)))(xs)
-            return samples, stats
-
-        keys = jax.random.split(k_run, chains)
-        if chain_ids is not None:  # one chain of several, chosen by index (side-by-side runs)
-            start = jax.tree.map(lambda v: v[chain_ids], starts) if chains > 1 else starts
-            return one(keys[chain_ids], start)
-        per_chain = starts if chains > 1 else jax.tree.map(lambda v: v[None], starts)
-        return jax.vmap(one)(keys, per_chain)
+        xs, stats, _, _ = chain(logdensity, x0, jax.random.split(k_run, chains)[chain_id],
+                                warmup=warmup, draws=draws, target_accept=target_accept,
+                                max_tree_depth=max_tree_depth)
+        return jax.vmap(lambda x: info.postprocess_fn(unravel(x)))(xs), stats
 
     return run
 
 
+def nuts_program(model, latent, *, chains: int, warmup: int, draws: int, target_accept: float,
+                 dense: tuple = (), max_tree_depth: int = 10):
+    """A whole run of ``model`` as one compiled program, like
+    :func:`bayescale.inference.nuts.nuts_program`: ``program(key, init, data) -> (samples,
+    extra)`` grouped by chain, the chains vectorised.  ``dense`` is unused: the metric finds
+    its own correlated directions."""
+    run = _runner(model, latent, chains, warmup, draws, target_accept, max_tree_depth)
+    return jax.jit(lambda key, init, data: jax.vmap(lambda c: run(key, init, data, c))(jnp.arange(chains)))
+
+
+def chain_program(model, latent, *, chains: int, warmup: int, draws: int, target_accept: float,
+                  dense: tuple = (), backend: str = "cpu", max_tree_depth: int = 10):
+    """Single chains of many fits side by side, one per device, like
+    :func:`bayescale.inference.nuts.chain_program`: ``program(keys, chain, init, data)``."""
+    run = _runner(model, latent, chains, warmup, draws, target_accept, max_tree_depth)
+    return jax.pmap(lambda key, c, init, data: run(key, init, data, c), backend=backend)
+
+
 def sample(model, data: dict, init: dict, config: SamplerConfig, target_accept: float,
            dense: tuple = ()) -> Draws:
-    """Run the chains of one fit from ``init`` (constrained values of the latent sites); the
-    draws in the form :func:`bayescale.inference.sample.to_datatree` converts.  ``dense`` is
-    unused: the metric finds its own correlated directions."""
-    from .nuts import latent_sites
-
+    """Run the chains of one fit from ``init`` (constrained values of the latent sites): one
+    chain per host device when there are enough, else vectorised; the draws in the form
+    :func:`bayescale.inference.sample.to_datatree` converts."""
     name, dev = resolve_device(config.device)
     latent = latent_sites(model, data)
-    run = program(model, latent, chains=config.chains, warmup=config.warmup, draws=config.draws,
-                  target_accept=target_accept, max_tree_depth=config.max_tree_depth)
+    options = {"chains": config.chains, "warmup": config.warmup, "draws": config.draws,
+               "target_accept": target_accept, "max_tree_depth": config.max_tree_depth}
     key = jax.random.PRNGKey(config.seed)
     init = {k: jnp.asarray(init[k]) for k in latent}
-    parallel = name == "cpu" and 1 < config.chains <= len(jax.local_devices(backend="cpu"))
     with jax.default_device(dev):
-        if parallel:  # one chain per host device, each on its own trajectory
-            ids = jnp.arange(config.chains)
-            samples, extra = jax.pmap(lambda c: run(key, init, data, c))(ids)
+        if name == "cpu" and 1 < config.chains <= len(jax.local_devices(backend="cpu")):
+            program = chain_program(model, latent, **options)
+            n = config.chains
+            samples, extra = program(jnp.stack([key] * n), jnp.arange(n),
+                                     jax.tree.map(lambda v: jnp.stack([v] * n), init),
+                                     jax.tree.map(lambda v: jnp.stack([jnp.asarray(v)] * n), data))
         else:
-            samples, extra = jax.jit(run)(key, init, data)
+            samples, extra = nuts_program(model, latent, **options)(key, init, data)
     return Draws(model, data, samples, extra, max_tree_depth=config.max_tree_depth)

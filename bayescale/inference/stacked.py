@@ -27,7 +27,7 @@ from ..errors import BayescaleError
 from ..model import build, choose_centring, model_data, partial_names
 from . import nuts, runtime
 from .config import SamplerConfig
-from .sample import default_target_accept, dense_sites, to_datatree
+from .sample import backend, default_target_accept, dense_sites, to_datatree
 from .start import checked_mode, map_program
 
 
@@ -94,15 +94,16 @@ class Group:
             centring = choose_centring(s, self.prepared[i][1], float(modes[i]["sigma"]))
             by_centring.setdefault(tuple(sorted(centring.items())), []).append(i)
         c = self.config
+        engine = backend(c.backend)
         for centring, subset in by_centring.items():
             model = build(s, dict(centring))
             latent = nuts.latent_sites(model, self.prepared[subset[0]][3])
             options = {"chains": c.chains, "warmup": c.warmup, "draws": c.draws, "target_accept": accept,
                        "dense": dense_sites(modes[subset[0]]), "max_tree_depth": c.max_tree_depth}
             if self.vectorize:
-                ended = self._vectorised(nuts.nuts_program(model, latent, **options), subset, modes, keys)
+                ended = self._vectorised(engine.nuts_program(model, latent, **options), subset, modes, keys)
             else:
-                program = nuts.chain_program(model, latent, **options, backend=self.device)
+                program = engine.chain_program(model, latent, **options, backend=self.device)
                 ended = self._side_by_side(program, subset, modes, keys)
             for i, draws in ended:
                 _, design, s_i, data = self.prepared[i]
