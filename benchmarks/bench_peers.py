@@ -1,22 +1,28 @@
-"""NUTS against NUTS: one posterior sampled by bayescale, nutpie and PyMC's default sampler.
+"""NUTS against NUTS: one posterior sampled by bayescale's two backends, nutpie (low-rank and
+diagonal adaptation) and PyMC's default sampler.
 
-    python benchmarks/bench_peers.py [--cases epoch,gadre,l2l] [--repeats 3] [--pymc-repeats 1]
-                                     [--out benchmarks/results_peers_cpu2.json]
+    python benchmarks/bench_peers.py [--cases epoch,gadre,l2l,fam30] [--repeats 3] [--cores 2]
+                                     [--pymc-repeats 0] [--out benchmarks/results_peers_cpu2.json]
 
 Needs the ``bench`` extra (``pip install -e '.[bench]'``: PyMC and nutpie).
-For each case bayescale fits the data (``bs.fit``, defaults: 4 chains x 1000
-warm-up + 1000 draws, dense mass matrix, MAP start); ``pymc_mirror`` writes
-the same model in PyMC (same priors, centring, data), which nutpie and
-``pm.sample`` then sample with the same numbers of chains, warm-up and draws.
-All run side by side in one process, ``repeats`` times each (seeds 0, 1, ...).
+For each case bayescale fits the data (``bs.fit``, 4 chains x 1000 warm-up + 1000 draws, MAP
+start, law-only) with each backend at its defaults: ``"numpyro"`` (NumPyro NUTS, windowed
+dense mass matrix from draws, target_accept 0.95/0.99) and ``"lowrank"`` (BlackJAX NUTS,
+Fisher-divergence low-rank metric from draws and gradients, target_accept 0.8).
+``pymc_mirror`` writes the same model in PyMC (same priors, centring, data), which nutpie
+samples with ``adaptation="low_rank"`` (its best documented setting for correlated
+posteriors, the former ``low_rank_modified_mass_matrix=True``) and with its default
+``adaptation="diag"``, both at its default target_accept 0.8, with the same chains, warm-up
+and draws; ``--pymc-repeats`` adds ``pm.sample``.  All run side by side in one process,
+``repeats`` times each (seeds 0, 1, ...).  ``--cores N`` pins the process to N cores
+(``os.sched_setaffinity``, before JAX starts) and gives nutpie ``cores=N``.
 
-Reported per sampler: wall time split into set-up/compilation and sampling
-(bayescale's set-up is the time of the same fit with 10 warm-up and 10 draws:
-MAP search, tracing, compilation or a cache load, ArviZ conversion), minimum
-bulk ESS over the law's parameters (per family) and ``sigma``, ESS per second
-of total wall time, divergences, largest R-hat and leapfrog steps per draw;
-and the agreement of each peer's posterior means with bayescale's, in units of
-their combined Monte Carlo standard error (|z| above 4 flags a disagreement).
+Reported per sampler: wall time split into set-up (bayescale: the same fit with 10 warm-up and
+10 draws -- MAP search, tracing, compilation or a cache load, conversion; nutpie: compiling
+the PyMC model) and sampling, minimum bulk ESS over the law's parameters (per family) and
+``sigma``, ESS per second of total wall time, divergences, largest R-hat and leapfrog steps
+per draw; and the agreement of each posterior's means with bayescale's ``"numpyro"`` fit, in
+units of their combined Monte Carlo standard error (|z| above 4 flags a disagreement).
 """
 
 from __future__ import annotations
@@ -39,7 +45,20 @@ from bayescale.inference.gate import table
 CHAINS, TUNE, DRAWS = 4, 1000, 1000
 
 
-PEER_CASES = ("epoch", "gadre", "l2l")  # bench_fit's cases that the PyMC mirror covers
+PEER_CASES = ("epoch", "gadre", "l2l", "fam30", "fam100", "fam300")  # covered by the PyMC mirror
+BACKENDS = {"numpyro": {}, "lowrank": {"target_accept": 0.8}}
+NUTPIE = ("low_rank", "diag")
+
+
+def peer_cases():
+    """bench_fit's real cases and simulated ladders of 30, 100 and 300 families x 50 runs."""
+    from bench_scaling import simulate
+
+    yield from cases()
+    for families in (30, 100, 300):
+        yield f"fam{families}", f"simulated, {families} families x 50 runs (chinchilla, partial pooling)", (
+            lambda f=families: (simulate(50 * f, f), dict(law="chinchilla", y="loss",
+                                                         x={"N": "params", "D": "tokens"}, group="family")))
 
 
 def _names(fit) -> list:
@@ -64,48 +83,54 @@ def _agreement(ref: dict, other: dict) -> dict:
     return {"max_abs_z": float(z[worst]), "worst": worst, "agree": bool(z[worst] < 4)}
 
 
-def run_case(key: str, make, repeats: int, pymc_repeats: int) -> dict:
+def run_case(key: str, make, repeats: int, pymc_repeats: int, cores: int) -> dict:
     import nutpie
     import pymc as pm
     from pymc_mirror import pymc_model
 
     df, kwargs = make()
-    out = {"bayescale": [], "nutpie": [], "pymc": []}
+    out = {f"bayescale-{b}": [] for b in BACKENDS} | {f"nutpie-{a}": [] for a in NUTPIE} | {"pymc": []}
     for r in range(repeats):
-        t0 = time.perf_counter()
-        bs.fit(df, seed=r, warmup=10, draws=10, chains=CHAINS, progress=False, extrapolation=False,
-               **kwargs)
-        setup_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        fit = bs.fit(df, seed=r, warmup=TUNE, draws=DRAWS, chains=CHAINS, progress=False,
-                     extrapolation=False, **kwargs)
-        total = time.perf_counter() - t0
-        m = _metrics(fit.idata, _names(fit), total, "n_steps")
-        out["bayescale"].append(m | {"total_s": total, "setup_s": setup_s, "sampling_s": total - setup_s,
-                                     "gate": fit.ok, "centring": fit.settings.centring})
-        print(f"[{key}] bayescale {r}: {total:.1f} s, min ESS {m['min_ess_bulk']:.0f}", flush=True)
-
-        model = pymc_model(fit)
+        for backend, extra in BACKENDS.items():
+            settings = dict(seed=r, chains=CHAINS, progress=False, extrapolation=False, backend=backend,
+                            **extra, **kwargs)
+            t0 = time.perf_counter()
+            bs.fit(df, warmup=10, draws=10, **settings)
+            setup_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            fit = bs.fit(df, warmup=TUNE, draws=DRAWS, **settings)
+            total = time.perf_counter() - t0
+            m = _metrics(fit.idata, _names(fit), total, "n_steps")
+            name = f"bayescale-{backend}"
+            reference = out["bayescale-numpyro"][-1] if backend != "numpyro" else m
+            out[name].append(m | {"total_s": total, "setup_s": setup_s, "sampling_s": total - setup_s,
+                                  "gate": fit.verdict()} | _agreement(reference, m))
+            print(f"[{key}] {name} {r}: {total:.1f} s, min ESS {m['min_ess_bulk']:.0f}, "
+                  f"{m['steps_per_draw']:.1f} steps/draw, {fit.verdict()}", flush=True)
+            if backend == "numpyro":
+                model = pymc_model(fit)
         t0 = time.perf_counter()
         compiled = nutpie.compile_pymc_model(model)
         compile_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        trace = nutpie.sample(compiled, chains=CHAINS, tune=TUNE, draws=DRAWS, seed=r, progress_bar=False,
-                              cores=os.cpu_count())
-        sample_s = time.perf_counter() - t0
-        m = _metrics(trace, _names(fit), compile_s + sample_s, "n_steps")
-        out["nutpie"].append(m | {"total_s": compile_s + sample_s, "setup_s": compile_s,
-                                  "sampling_s": sample_s} | _agreement(out["bayescale"][-1], m))
-        print(f"[{key}] nutpie {r}: {compile_s:.1f} + {sample_s:.1f} s, min ESS {m['min_ess_bulk']:.0f}",
-              flush=True)
+        for adaptation in NUTPIE:
+            t0 = time.perf_counter()
+            trace = nutpie.sample(compiled, chains=CHAINS, tune=TUNE, draws=DRAWS, seed=r, progress_bar=False,
+                                  cores=cores, adaptation=adaptation)
+            sample_s = time.perf_counter() - t0
+            m = _metrics(trace, _names(fit), compile_s + sample_s, "n_steps")
+            name = f"nutpie-{adaptation}"
+            out[name].append(m | {"total_s": compile_s + sample_s, "setup_s": compile_s,
+                                  "sampling_s": sample_s} | _agreement(out["bayescale-numpyro"][-1], m))
+            print(f"[{key}] {name} {r}: {compile_s:.1f} + {sample_s:.1f} s, min ESS {m['min_ess_bulk']:.0f}, "
+                  f"{m['steps_per_draw']:.1f} steps/draw", flush=True)
         if r < pymc_repeats:
             t0 = time.perf_counter()
             with model:
-                idata = pm.sample(draws=DRAWS, tune=TUNE, chains=CHAINS, cores=min(CHAINS, os.cpu_count()),
+                idata = pm.sample(draws=DRAWS, tune=TUNE, chains=CHAINS, cores=min(CHAINS, cores),
                                   random_seed=r, progressbar=False, compute_convergence_checks=False)
             total = time.perf_counter() - t0
             m = _metrics(idata, _names(fit), total, "n_steps")
-            out["pymc"].append(m | {"total_s": total} | _agreement(out["bayescale"][-1], m))
+            out["pymc"].append(m | {"total_s": total} | _agreement(out["bayescale-numpyro"][-1], m))
             print(f"[{key}] pymc {r}: {total:.1f} s, min ESS {m['min_ess_bulk']:.0f}", flush=True)
     summary = {}
     for name, runs in out.items():
@@ -116,29 +141,33 @@ def run_case(key: str, make, repeats: int, pymc_repeats: int) -> dict:
             if "setup_s" in runs[0]:
                 summary[name]["setup_s"] = statistics.median(r["setup_s"] for r in runs)
                 summary[name]["sampling_s"] = statistics.median(r["sampling_s"] for r in runs)
-            if "agree" in runs[0]:
-                summary[name]["agree"] = all(r["agree"] for r in runs)
-                summary[name]["max_abs_z"] = max(r["max_abs_z"] for r in runs)
+            if "gate" in runs[0]:
+                summary[name]["gate"] = [r["gate"] for r in runs]
+            summary[name]["agree"] = all(r["agree"] for r in runs)
+            summary[name]["max_abs_z"] = max(r["max_abs_z"] for r in runs)
     return {"rows": len(df), "runs": out, "summary": summary}
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default="epoch,gadre,l2l")
+    parser.add_argument("--cases", default="epoch,gadre,l2l,fam30")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--pymc-repeats", type=int, default=1)
+    parser.add_argument("--pymc-repeats", type=int, default=0)
+    parser.add_argument("--cores", type=int, default=os.cpu_count())
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
+    os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:args.cores]))  # before JAX starts
     runtime.ensure()  # float64, host devices, cache: before any JAX work, as bs.fit had them on import
     import nutpie
     import pymc as pm
 
     results = header(pymc=pm.__version__, nutpie=nutpie.__version__) | {
-        "settings": f"{CHAINS} chains x ({TUNE} warm-up + {DRAWS} draws)", "cases": {}}
-    for key, name, make in cases():
+        "settings": f"{CHAINS} chains x ({TUNE} warm-up + {DRAWS} draws)", "cores": args.cores, "cases": {}}
+    for key, name, make in peer_cases():
         if key in args.cases.split(",") and key in PEER_CASES:
-            results["cases"][key] = {"name": name} | run_case(key, make, args.repeats, args.pymc_repeats)
+            results["cases"][key] = {"name": name} | run_case(key, make, args.repeats, args.pymc_repeats,
+                                                              args.cores)
             print(json.dumps(results["cases"][key]["summary"], indent=1), flush=True)
     return save(results, args.out)
 

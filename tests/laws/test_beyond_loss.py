@@ -201,7 +201,7 @@ def lr_fit():
 
 
 @pytest.mark.slow  # full-size recovery fit
-def test_lr_annealing_recovers_its_parameters(lr_fit):
+def test_lr_annealing_recovers_its_parameters(lr_fit, sampled_well):
     df, fit = lr_fit
     # the derived areas at the rows agree with the step-by-step recursion
     wsd = (df["run"] == "wsd").to_numpy()
@@ -209,7 +209,7 @@ def test_lr_annealing_recovers_its_parameters(lr_fit):
     at = df.loc[wsd, "step"].to_numpy()
     np.testing.assert_allclose(fit.design.inputs["S1"][wsd], s1[at], rtol=1e-9)
     np.testing.assert_allclose(fit.design.inputs["S2"][wsd], s2[at], rtol=1e-9, atol=1e-12)
-    _assert_recovered(fit, LR_TRUTH)
+    _assert_recovered(fit, LR_TRUTH, sampled_well)
 
 
 def test_lr_annealing_forecasts_a_new_schedule(lr_fit):
