@@ -30,13 +30,20 @@ def _head(res: dict, command: str) -> list:
 
 
 def peers(res: dict) -> str:
-    lines = ["## 1. NUTS against NUTS: bayescale, nutpie, PyMC", "",
+    cores = f", {res['cores']} core(s)" if "cores" in res else ""
+    lines = ["## 1. NUTS against NUTS: bayescale's backends, nutpie, PyMC", "",
              *_head(res, "python benchmarks/bench_peers.py"),
-             f"Same model, priors, parameterisation and data ({res['settings']}); medians over the "
-             "repeats. Set-up: bayescale's MAP search, tracing and compilation (or cache load) and "
+             f"Same model, priors, parameterisation and data ({res['settings']}{cores}); medians over "
+             "the repeats. Samplers: `bayescale-numpyro` (NumPyro NUTS, windowed dense mass matrix from "
+             "draws, target_accept 0.95/0.99), `bayescale-lowrank` (BlackJAX NUTS, Fisher-divergence "
+             "low-rank metric from draws and gradients, target_accept 0.8), `nutpie-low_rank` (nutpie "
+             "`adaptation=\"low_rank\"`, formerly `low_rank_modified_mass_matrix=True`, its best "
+             "documented setting for correlated posteriors, target_accept 0.8), `nutpie-diag` (its "
+             "default). Set-up: bayescale's MAP search, tracing and compilation (or cache load) and "
              "ArviZ conversion; nutpie's model compilation. ESS/s: minimum bulk ESS over the law's "
              "parameters and sigma, per second of total wall time. Agreement: largest |difference of "
-             "posterior means| / combined Monte Carlo error against bayescale (below 4: agree).", "",
+             "posterior means| / combined Monte Carlo error against bayescale's first sampler (below 4: "
+             "agree).", "",
              "| case | sampler | total (s) | set-up (s) | sampling (s) | min bulk ESS | ESS/s | "
              "steps/draw | max R-hat | divergences | agrees (max z) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -183,7 +190,8 @@ def targets(found: dict) -> str:
     """The issue's targets, each with its measured number (a missed target stays visible)."""
     rows = ["| target | measured | verdict |", "|---|---|---|"]
     for res in found.get("peers", []):
-        l2l = res["cases"].get("l2l", {}).get("summary", {}).get("bayescale")
+        summary = res["cases"].get("l2l", {}).get("summary", {})
+        l2l = summary.get("bayescale") or summary.get("bayescale-numpyro")
         if l2l:
             ok = l2l["total_s"] < 30 and l2l["max_rhat"] <= 1.01
             rows.append(f"| hierarchical Chinchilla on loss_to_loss: R-hat <= 1.01 and < 30 s for 4 x 1000 "
@@ -191,10 +199,13 @@ def targets(found: dict) -> str:
                         f"{l2l['max_rhat']:.3f} | {_met(ok)} |")
         for case in res["cases"].values():
             s = case["summary"]
-            if "nutpie" in s:
-                ratio = s["bayescale"]["ess_per_s"] / s["nutpie"]["ess_per_s"]
-                rows.append(f"| min bulk-ESS/s at least nutpie's: {case['name']} | "
-                            f"{s['bayescale']['ess_per_s']:.0f} vs {s['nutpie']['ess_per_s']:.0f} "
+            peer = s.get("nutpie-low_rank") or s.get("nutpie")
+            for name in [n for n in s if n.startswith("bayescale")]:
+                if peer is None:
+                    break
+                ratio = s[name]["ess_per_s"] / peer["ess_per_s"]
+                rows.append(f"| min bulk-ESS/s at least nutpie low-rank's: {case['name']}, {name} | "
+                            f"{s[name]['ess_per_s']:.0f} vs {peer['ess_per_s']:.0f} "
                             f"({ratio:.2f}x) | {_met(ratio >= 1)} |")
     for res in found.get("bootstrap", []):
         sp = res["speedup_vs_warm_bootstrap"]

@@ -37,7 +37,7 @@ EARLY, FINAL = 0.3, 0.15  # shares of the warm-up: early windows, final step-siz
 EARLY_SWITCH, LATE_SWITCH = 10, 80  # draws per metric window, early and later
 UPDATE_EVERY = 10  # draws between metric updates inside a window
 BUFFER = 256  # draws and gradients kept for the estimate (two late windows and more)
-MAX_RANK = 32  # columns of the low-rank correction
+MAX_RANK = 256  # columns of the low-rank correction (30 families kept 79; each costs O(dim) per step)
 FIRST_STEP = 0.1
 
 

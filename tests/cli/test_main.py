@@ -324,6 +324,17 @@ def test_demo_writes_png_and_coverage(tmp_path):
     assert "Extrapolation calibrated by 3 rolling origins" in text
 
 
+def test_demo_runs_end_to_end_with_tiny_chains(tmp_path):
+    """The fast tier's pass through the demo: every step runs and reports (too few draws to judge)."""
+    from bayescale.cli.demo import run_demo
+
+    lines = []
+    result = run_demo(tmp_path, chains=1, warmup=40, draws=40, echo=lines.append, progress=False)
+    assert Path(result["png"]).stat().st_size > 10_000 and result["n_heldout"] == 30
+    text = "\n".join(lines)
+    assert "Diagnostics:" in text and "Coverage:" in text and "Extrapolation" in text
+
+
 # ---- real data end to end ------------------------------------------------------------------
 @pytest.mark.slow  # full-size fits from the command line
 def test_fit_predict_report_on_gadre_overtrain(tmp_path):
