@@ -47,6 +47,7 @@ class Warm(NamedTuple):
     buffer: fisher.Buffer
     step: object  # dual averaging state
     changed: jax.Array  # the metric has been estimated from draws at least once
+    steps: jax.Array  # leapfrog steps of the warm-up so far
 
 
 def _rank(dim: int) -> int:
@@ -87,7 +88,8 @@ def chain(logdensity, x0: jax.Array, key, *, warmup: int, draws: int, target_acc
     """Warm-up then sampling of one chain from ``x0`` (flat, unconstrained).
 
     Returns the draws (``draws`` x dim), the per-draw statistics (``diverging``, ``energy``,
-    ``num_steps``, ``potential_energy``), the adapted step size and the metric.
+    ``num_steps``, ``potential_energy``), the adapted step size, the metric and the number of
+    leapfrog steps the warm-up took.
     """
     kernel = bj_nuts.build_kernel()
     da_init, da_update, da_final = dual_averaging_adaptation(target_accept)
@@ -95,15 +97,15 @@ def chain(logdensity, x0: jax.Array, key, *, warmup: int, draws: int, target_acc
     state = hmc.init(x0, logdensity)
     ends, final = schedule(warmup)
     start = Warm(state, fisher.from_gradient(state.logdensity_grad, _rank(dim)),
-                 fisher.buffer_init(BUFFER, dim), da_init(FIRST_STEP), jnp.bool_(False))
+                 fisher.buffer_init(BUFFER, dim), da_init(FIRST_STEP), jnp.bool_(False), jnp.int32(0))
 
     def step(carry: Warm, k, adapting: bool):
         size = jnp.exp(carry.step.log_step_size)
         state, info = kernel(k, carry.state, logdensity, size, carry.metric, max_tree_depth)
         buffer = fisher.buffer_add(carry.buffer, state.position, state.logdensity_grad,
                                    ~info.is_divergent) if adapting else carry.buffer
-        return carry._replace(state=state, buffer=buffer,
-                              step=da_update(carry.step, info.acceptance_rate)), None
+        return carry._replace(state=state, buffer=buffer, step=da_update(carry.step, info.acceptance_rate),
+                              steps=carry.steps + info.num_integration_steps), None
 
     def window(carry: Warm, inputs):
         keys, switch = inputs
@@ -117,7 +119,7 @@ def chain(logdensity, x0: jax.Array, key, *, warmup: int, draws: int, target_acc
         first = enough & ~carry.changed  # the step size restarts when the metric first changes
         restarted = da_init(jnp.exp(carry.step.log_step_size))
         tuned = jax.tree.map(lambda a, b: jnp.where(first, a, b), restarted, carry.step)
-        return Warm(carry.state, metric, buffer, tuned, carry.changed | enough), None
+        return Warm(carry.state, metric, buffer, tuned, carry.changed | enough, carry.steps), None
 
     keys = jax.random.split(key, warmup + draws)
     adapt = len(ends) * UPDATE_EVERY
@@ -136,7 +138,7 @@ def chain(logdensity, x0: jax.Array, key, *, warmup: int, draws: int, target_acc
 
     _, (xs, logp, diverging, energy, steps) = jax.lax.scan(draw, warmed.state, keys[warmup:])
     stats = {"diverging": diverging, "energy": energy, "num_steps": steps, "potential_energy": -logp}
-    return xs, stats, step_size, warmed.metric
+    return xs, stats, step_size, warmed.metric, warmed.steps
 
 
 def _runner(model, latent, chains: int, warmup: int, draws: int, target_accept: float,
@@ -157,7 +159,7 @@ def _runner(model, latent, chains: int, warmup: int, draws: int, target_accept: 
         def logdensity(x):
             return -info.potential_fn(unravel(x))
 
-        xs, stats, _, _ = chain(logdensity, x0, jax.random.split(k_run, chains)[chain_id],
+        xs, stats, _, _, _ = chain(logdensity, x0, jax.random.split(k_run, chains)[chain_id],
                                 warmup=warmup, draws=draws, target_accept=target_accept,
                                 max_tree_depth=max_tree_depth)
         return jax.vmap(lambda x: info.postprocess_fn(unravel(x)))(xs), stats

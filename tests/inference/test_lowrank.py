@@ -30,7 +30,7 @@ def test_one_chain_samples_a_correlated_gaussian():
     precision = jnp.asarray(np.linalg.inv(cov))
     run = jax.jit(lambda k: lowrank.chain(lambda x: -0.5 * x @ precision @ x, jnp.ones(4) * scales, k,
                                           warmup=500, draws=1000, target_accept=0.8))
-    xs, stats, step_size, metric = run(jax.random.PRNGKey(0))
+    xs, stats, step_size, metric, _ = run(jax.random.PRNGKey(0))
     xs = np.asarray(xs)
     assert int(stats["diverging"].sum()) == 0
     # the means within 4 Monte Carlo standard errors of 0 (sd / sqrt(ESS), from the draws' own
