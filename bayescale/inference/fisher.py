@@ -15,8 +15,9 @@ The inverse mass matrix has the low-rank-modified diagonal form of BlackJAX's
 1. ``sigma_i = sqrt(sd(draws_i) / sd(grads_i))``: the diagonal part, the exact scale of a
    Gaussian coordinate;
 2. in the span of the scaled draws and gradients (the whole space when it is small), the
-   geometric mean of their regularised covariances is eigendecomposed; eigenvalues far from 1 (beyond ``cutoff`` either way) give
-   the columns of ``U`` and the entries of ``Lambda`` (at most ``rank`` of them).
+   geometric mean of their regularised covariances is eigendecomposed; eigenvalues far from 1
+   (beyond ``cutoff`` either way) give the columns of ``U`` and the entries of ``Lambda`` (at
+   most ``rank`` of them).
 
 Every function here is pure and runs inside a compiled warm-up loop (no Python per draw):
 :func:`buffer_init` / :func:`buffer_add` / :func:`buffer_switch` keep the recent draws and
