@@ -118,6 +118,7 @@ def test_bad_arguments_are_named(df):
         bs.fit(df, "power", y="loss", x="x", chains=0)
 
 
+@pytest.mark.slow  # two stacked fits
 def test_fit_many_and_backtest_take_the_same_keywords(df):
     fits = bs.fit_many([df, df.iloc[:20]], "power", sampler=bs.SamplerConfig(chains=1, warmup=30, draws=30),
                        y="loss", x="x", seed=2)

@@ -237,6 +237,7 @@ def test_predict_json_bands_are_finite_and_ordered(fitted, tmp_path):
     assert csv.read_text().startswith("x,family,mean,median")
 
 
+@pytest.mark.slow  # a calibrated fit from the command line (its nested fits)
 def test_fit_with_extrapolation_keeps_a_rate_and_predict_can_drop_it(power_csv, tmp_path):
     out = tmp_path / "fit-x"
     code, stdout, err = run(fit_args(power_csv, out, "--extrapolation", "--json"))
@@ -324,6 +325,7 @@ def test_demo_writes_png_and_coverage(tmp_path):
     assert "Extrapolation calibrated by 3 rolling origins" in text
 
 
+@pytest.mark.slow  # compiles the demo's fit and its calibration's nested programs (60 s)
 def test_demo_runs_end_to_end_with_tiny_chains(tmp_path):
     """The fast tier's pass through the demo: every step runs and reports (too few draws to judge)."""
     from bayescale.cli.demo import run_demo

@@ -212,6 +212,7 @@ def test_lr_annealing_recovers_its_parameters(lr_fit, sampled_well):
     _assert_recovered(fit, LR_TRUTH, sampled_well)
 
 
+@pytest.mark.slow  # shares the full-size lr_annealing fit
 def test_lr_annealing_forecasts_a_new_schedule(lr_fit):
     _, fit = lr_fit
     # a longer WSD run (15,000 steps, decay over the last 20%), never seen in the fit

@@ -149,6 +149,7 @@ def test_compiled_programs_stay_under_the_memory_map_bound(monkeypatch):
     assert max(counts) < bound + per_fit, (bound, per_fit, counts)
 
 
+@pytest.mark.slow  # five fits of different shapes
 def test_device_auto_sends_large_work_to_a_gpu_when_jax_sees_one(monkeypatch):
     from bayescale.inference import device as inference
 

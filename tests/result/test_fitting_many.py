@@ -73,6 +73,7 @@ def test_fit_many_recovers_the_truth(batch):
             assert abs(z) < 3.3, (name, truth, rows.loc[name, "mean"], rows.loc[name, "sd"])
 
 
+@pytest.mark.slow  # several stacked runs, each compiled
 def test_chains_side_by_side_do_not_depend_on_what_shares_a_call(monkeypatch):
     from bayescale.inference import nuts as inference
 
@@ -126,6 +127,7 @@ def test_padded_subsets_share_one_program_and_keep_their_own_rows(monkeypatch):
             assert abs(a["mean"] - b["mean"]) < 4 * mcse, (name, a["mean"], b["mean"], mcse)
 
 
+@pytest.mark.slow  # several stacked runs, each compiled
 def test_fit_many_is_reproducible_and_keeps_mapping_keys():
     frames = _frames(2)
     small = SMALL | {"warmup": 50, "draws": 50}
