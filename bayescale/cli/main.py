@@ -29,6 +29,7 @@ import argparse
 import difflib
 import json
 import math
+import os
 import sys
 import traceback
 import warnings
@@ -945,6 +946,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader stopped early (`bayescale laws | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
         from ..errors import BayescaleError
 

@@ -121,6 +121,16 @@ def test_installed_entry_point_lists_laws():
     assert "chinchilla" in done.stdout and "power" in done.stdout
 
 
+def test_a_reader_that_stops_early_is_not_an_error():
+    exe = shutil.which("bayescale", path=str(Path(sys.executable).parent)) or shutil.which("bayescale")
+    if exe is None:
+        pytest.skip("the bayescale console script is not installed (pip install -e .)")
+    proc = subprocess.Popen([exe, "laws", "--markdown"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the command writes (it is still importing)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "error" not in err, err
+
+
 # ---- usage and input errors (all raised before any sampling) -------------------------------
 def test_no_command_and_bad_flags_are_usage_errors():
     code, _, err = run([])
