@@ -102,14 +102,4 @@ def take(settings: dict, config_type, base=None):
     return replace(base, **given) if given else base
 
 
-def sampler_config(sampler: SamplerConfig | None, **everyday) -> SamplerConfig:
-    """``sampler`` with the everyday keywords of a public call (``chains=``, ``draws=``, ...)
-    that were given (not None) applied on top."""
-    base = sampler if sampler is not None else SamplerConfig()
-    if not isinstance(base, SamplerConfig):
-        raise FitError(f"sampler={sampler!r}: pass a bayescale.SamplerConfig.")
-    given = {k: v for k, v in everyday.items() if v is not None}
-    return base.with_(**given) if given else base
-
-
-__all__ = ["SamplerConfig", "sampler_config", "take"]
+__all__ = ["SamplerConfig", "take"]

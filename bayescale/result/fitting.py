@@ -20,7 +20,7 @@ from ..data.design import Design, prepare
 from ..errors import BayescaleError, DesignWarning, FitError, FitWarning
 from ..inference import executor as runner
 from ..inference import runtime
-from ..inference.config import SamplerConfig
+from ..inference.config import SamplerConfig, take
 from ..inference.device import choose_device, resolve_device
 from ..inference.sample import run_design
 from ..inference.stacked import Group, shape_key
@@ -86,13 +86,10 @@ def request(law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
         raise BayescaleError(f"unknown fit keyword(s) {unknown}; the fit takes y, x, group, run, se, pool, "
                              f"sampler=SamplerConfig({', '.join(SAMPLER_KEYS)}) and "
                              f"model=ModelConfig({', '.join(MODEL_KEYS)}).")
-    sampler = sampler if sampler is not None else SamplerConfig()
-    model = model if model is not None else ModelConfig()
-    if not isinstance(sampler, SamplerConfig) or not isinstance(model, ModelConfig):
+    if not isinstance(sampler, SamplerConfig | None) or not isinstance(model, ModelConfig | None):
         raise BayescaleError("sampler= takes a bayescale.SamplerConfig and model= a bayescale.ModelConfig.")
     given = {k: v for k, v in settings.items() if v is not None}
-    sampler = replace(sampler, **{k: v for k, v in given.items() if k in SAMPLER_KEYS})
-    model = replace(model, **{k: v for k, v in given.items() if k in MODEL_KEYS})
+    sampler, model = take(given, SamplerConfig, sampler), take(given, ModelConfig, model)
     return Request(law, columns(y, x, group, run, se), pool, model, sampler)
 
 

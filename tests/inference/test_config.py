@@ -1,5 +1,5 @@
 """Tests for bayescale.inference.config: SamplerConfig validation (messages name the field and
-value), copies and records of a config, ``take`` and ``sampler_config``."""
+value), copies and records of a config, and ``take``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from bayescale.errors import FitError
-from bayescale.inference.config import SamplerConfig, sampler_config, take
+from bayescale.inference.config import SamplerConfig, take
 from bayescale.model import ModelConfig
 
 
@@ -92,19 +92,3 @@ def test_take_refuses_a_base_of_another_type():
     settings = {"chains": 2}
     with pytest.raises(FitError, match="expected a SamplerConfig, not ModelConfig"):
         take(settings, SamplerConfig, ModelConfig())
-
-
-def test_sampler_config_applies_the_keywords_given():
-    base = SamplerConfig(chains=2, seed=4)
-    assert sampler_config(base) is base
-    assert sampler_config(base, chains=None, draws=None) is base  # None means "not given"
-    assert sampler_config(base, draws=30, chains=None) == SamplerConfig(chains=2, seed=4, draws=30)
-    assert sampler_config(None, seed=5) == SamplerConfig(seed=5)
-    assert sampler_config(None) == SamplerConfig()
-
-
-def test_sampler_config_refuses_other_types_and_bad_values():
-    with pytest.raises(FitError, match="pass a bayescale.SamplerConfig"):
-        sampler_config({"chains": 2})
-    with pytest.raises(FitError, match="chains=0"):
-        sampler_config(None, chains=0)
