@@ -22,7 +22,7 @@ The inverse mass matrix has the low-rank-modified diagonal form of BlackJAX's
 Every function here is pure and runs inside a compiled warm-up loop (no Python per draw):
 :func:`buffer_init` / :func:`buffer_add` / :func:`buffer_switch` keep the recent draws and
 gradients (nutpie's foreground and background windows), :func:`estimate` turns them into a
-metric, :func:`from_gradient` gives the first metric from the starting point's gradient.
+metric, :func:`from_curvature` gives the first metric from the curvature at the starting point.
 """
 
 from __future__ import annotations
@@ -84,16 +84,22 @@ def _mask(buffer: Buffer) -> jax.Array:
     return age < buffer.count
 
 
-def from_gradient(grad: jax.Array, rank: int) -> LowRankInverseMassMatrix:
-    """The first metric: variances ``1 / |grad|`` at the starting point (nutpie's start), no low rank.
+def from_curvature(logdensity, x: jax.Array, rank: int) -> LowRankInverseMassMatrix:
+    """The first metric: variances ``-1 / H_ii`` from the log density's Hessian at ``x``.
 
-    Capped at 1: chains here start next to the posterior mode, where the gradient is nearly zero
-    and ``1 / |grad|`` would be huge (the first windows then took 28 leapfrog steps per draw on
-    30 families, against 7 once adapted); the model's unconstrained parameters are of order 1.
+    The chains here start next to the posterior mode, where the gradient says nothing of the
+    scales (nutpie's first metric, ``1 / |grad|``, is unbounded there) but the curvature
+    does: the conditional variance of each coordinate.  Measured with 4 chains x 1000 warm-up
+    draws: the first 50 warm-up draws took 80-130 leapfrog steps each with the gradient's
+    metric capped at 1 (``loss_to_loss``, 30 simulated families), 31-56 with this one.  A
+    coordinate without positive curvature there (a flat or saddle direction) keeps variance
+    1, and all are capped at 1 (the model's unconstrained parameters are of order 1).  One
+    Hessian costs ``dim`` gradient-vector products, once per chain.
     """
-    var = jnp.clip(1.0 / jnp.abs(grad), CLAMP[0], 1.0)
-    var = jnp.where(jnp.isfinite(var), var, 1.0)
-    return LowRankInverseMassMatrix(jnp.sqrt(var), jnp.zeros((grad.shape[0], rank)), jnp.ones(rank))
+    precision = -jnp.diag(jax.hessian(logdensity)(x))
+    var = jnp.where(jnp.isfinite(precision) & (precision > 0), 1.0 / precision, 1.0)
+    var = jnp.clip(var, CLAMP[0], 1.0)
+    return LowRankInverseMassMatrix(jnp.sqrt(var), jnp.zeros((x.shape[0], rank)), jnp.ones(rank))
 
 
 def _sqrtm(eigenvalues, eigenvectors, power):

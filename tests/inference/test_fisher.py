@@ -93,12 +93,6 @@ def test_divergent_or_non_finite_points_are_not_kept(draw, keep):
     assert int(buffer.count) == 0
 
 
-def test_the_first_metric_comes_from_the_starting_gradient():
-    metric = fisher.from_gradient(jnp.asarray([4.0, 0.25, 0.0]), rank=2)
-    np.testing.assert_allclose(np.asarray(metric.sigma)[:2], [0.5, 1.0])  # variances capped at 1
-    assert np.isfinite(np.asarray(metric.sigma)).all() and metric.U.shape == (3, 2)
-
-
 def test_estimate_compiles_once_for_any_fill():
     traced = jax.jit(lambda b: fisher.estimate(b, rank=2))
     for n in (3, 10, 30):

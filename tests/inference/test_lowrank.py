@@ -10,16 +10,25 @@ import jax.numpy as jnp
 import numpy as np
 
 import bayescale as bs
-from bayescale.inference import lowrank
+from bayescale.inference import fisher, lowrank
 
 
-def test_schedule_switches_early_often_and_late_rarely():
+def test_schedule_windows_double_early_then_stay_long():
     ends, final = lowrank.schedule(1000)
     assert final == 150 and len(ends) == 85  # 850 adaptation draws in windows of 10
     switches = [10 * (k + 1) for k, s in enumerate(ends) if s]
-    assert switches[:30] == list(range(10, 301, 10))  # every 10 draws in the first 30%
-    assert np.all(np.diff(switches[30:]) == 80)  # then every 80
+    assert switches[:4] == [10, 30, 70, 150]  # windows of 10, 20, 40, 80 draws in the first 30%
+    assert np.all(np.diff(switches[3:]) == 80)  # then every 80
     assert switches[-1] + 80 <= 850  # none that leaves less than a window before the final one
+
+
+def test_first_metric_reads_the_curvature_at_the_start():
+    scales = jnp.array([0.01, 0.5, 1.0, 30.0])
+    metric = fisher.from_curvature(lambda x: -0.5 * jnp.sum((x / scales) ** 2), jnp.ones(4), 2)
+    # conditional sds of a Gaussian are its scales; the flat-ish direction is capped at 1
+    np.testing.assert_allclose(metric.sigma, [0.01, 0.5, 1.0, 1.0], rtol=1e-9)
+    saddle = fisher.from_curvature(lambda x: 0.5 * jnp.sum(x**2), jnp.ones(3), 1)
+    np.testing.assert_array_equal(saddle.sigma, np.ones(3))  # no positive curvature: variance 1
 
 
 def test_one_chain_samples_a_correlated_gaussian():
