@@ -23,7 +23,20 @@ x0 = "normal(0, 2)"
 """
 
 
-@pytest.mark.parametrize("kind", ["positive", "unit"])
+REAL_LAW = """
+name = "toy_real"
+outcome = "real"
+formula = "E - a * x**(-alpha)"
+[inputs]
+x = "size"
+[parameters]
+E = "normal(0, 2)"
+a = "lognormal(0, 1)"
+alpha = "lognormal(log(0.3), 0.5)"
+"""
+
+
+@pytest.mark.parametrize("kind", ["positive", "unit", "real"])
 def test_link_round_trips(kind):
     o = Outcome.named(kind)
     y = np.array([0.01, 0.3, 0.5, 0.97])
@@ -56,7 +69,106 @@ def test_unit_law_round_trips_through_toml():
 def test_unit_outcome_refuses_percentages_naming_rows():
     law = Law.from_toml(UNIT_LAW)
     df = pd.DataFrame({"x": [2.0, 2.5, 3.0], "acc": [0.4, 42.0, 0.7]})
-    with pytest.raises(DataError, match=r"column 'acc' has values outside \(0, 1\): row 1 \(42.0\)"):
+    with pytest.raises(DataError, match=r"column 'acc' has values outside \[0, 1\]: row 1 \(42.0\)"):
+        prepare(df, law, "acc", "x")
+
+
+# ---- the real outcome -----------------------------------------------------------------------
+def test_real_outcome_is_the_identity():
+    o = Outcome.named("real")
+    y = np.array([-3.5, -0.2, 0.0, 4.0])
+    assert o.link_name == "identity"
+    np.testing.assert_array_equal(o.forward(y), y)
+    np.testing.assert_array_equal(o.inverse(y), y)
+    np.testing.assert_array_equal(o.clip(y), y)  # no range to keep the mean inside
+    np.testing.assert_array_equal(o.se(np.full(4, 0.3), y), np.full(4, 0.3))  # used as is
+    assert o.valid(y).all() and not o.valid(np.array([np.inf, np.nan])).any()
+
+
+def test_real_law_round_trips_through_toml():
+    law = Law.from_toml(REAL_LAW)
+    assert law.outcome.kind == "real"
+    assert Law.from_toml(law.to_toml()).outcome.kind == "real"
+
+
+def test_real_outcome_takes_negative_values_and_se_as_is():
+    law = Law.from_toml(REAL_LAW)
+    df = pd.DataFrame({"x": [1e6, 1e7, 1e8, 1e9], "logp": [-2.1, -1.4, -0.9, 0.3],
+                       "se": [0.1, 0.1, 0.2, 0.2]})
+    d = prepare(df, law, "logp", "x", se="se")
+    np.testing.assert_array_equal(d.y, df["logp"])
+    np.testing.assert_array_equal(d.se_log, df["se"])
+    assert d.noise_unit() == pytest.approx(np.std(df["logp"]))  # noise priors in units of sd(y)
+    assert not d.censored
+
+
+def test_real_outcome_refuses_a_floor_prior_below_zero():
+    law = Law.from_toml(REAL_LAW.replace('E = "normal(0, 2)"', 'E = "floor(1, 1)"'))
+    df = pd.DataFrame({"x": [1e6, 1e7, 1e8], "y": [-2.0, -1.0, -0.5]})
+    with pytest.raises(DataError, match=r"\['E'\] .*floor\(\) prior.*normal\(\) prior"):
+        prepare(df, law, "y", "x")
+
+
+def test_positive_law_given_negative_values_names_column_row_value_and_real():
+    df = pd.DataFrame({"x": [1e6, 1e7, 1e8, 1e9], "score": [2.0, 1.5, -0.25, 0.8]},
+                      index=["a", "b", "c", "d"])
+    with pytest.raises(DataError) as err:
+        prepare(df, Law.named("power"), "score", "x")
+    text = str(err.value)
+    assert "column 'score' has zero or negative values: row c (-0.25)" in text
+    assert 'outcome = "real"' in text and "offset_power" in text
+    assert "check the units" not in text
+
+
+def test_positive_law_given_zero_says_drop_or_real():
+    df = pd.DataFrame({"x": [1e6, 1e7, 1e8], "loss": [2.0, 0.0, 1.5]})
+    with pytest.raises(DataError, match=r"row 1 \(0.0\).*logging error.*outcome = \"real\""):
+        prepare(df, Law.named("power"), "loss", "x")
+
+
+def test_zero_input_message_says_why_not_units():
+    df = pd.DataFrame({"x": [0.0, 1e7, 1e8], "loss": [2.0, 1.8, 1.5]})
+    with pytest.raises(DataError, match=r"column 'x' has zero or negative values: row 0 \(0.0\); "
+                                        r"input x is divided by its reference") as err:
+        prepare(df, Law.named("power"), "loss", "x")
+    assert "check the units" not in str(err.value)
+
+
+# ---- exact 0 and 1 of a bounded outcome: censored -------------------------------------------
+def test_unit_outcome_observes_exact_zero_and_one():
+    o = Outcome.named("unit")
+    y = np.array([0.0, 0.5, 1.0, -0.1, 1.1])
+    np.testing.assert_array_equal(o.observable(y), [True, True, True, False, False])
+    np.testing.assert_array_equal(o.valid(y), [False, True, False, False, False])  # a mean must not
+
+
+def test_exact_zero_and_one_get_a_resolution_per_family():
+    law = Law.from_toml(UNIT_LAW)
+    df = pd.DataFrame({"x": [1.0, 2, 3, 4, 1, 2, 3, 4], "g": list("aaaabbbb"),
+                       "acc": [0.0, 0.04, 0.5, 1.0, 0.2, 0.3, 0.4, 0.9],
+                       "se": [0.01] * 8})
+    d = prepare(df, law, "acc", "x", group="g", se="se")
+    # half the smallest distance from 0 or 1 among each family's values inside (0, 1)
+    np.testing.assert_allclose(d.resolution, [0.02, 0.05])
+    lo, hi = d.bounds()
+    np.testing.assert_allclose(d.resolved()[[0, 3]], [0.02, 0.98])
+    assert np.isfinite(d.y_link()).all()
+    assert d.y[0] == 0.0 and d.y[3] == 1.0  # the data are kept, not clipped
+    # the se of a censored value is taken at its bound (delta method)
+    np.testing.assert_allclose(d.se_log[0], 0.01 / (0.02 * 0.98))
+    np.testing.assert_allclose(d.floor(), [0.02, 0.2])  # a floor() prior stays above 0
+
+
+def test_family_of_only_zeros_takes_the_overall_resolution():
+    law = Law.from_toml(UNIT_LAW)
+    df = pd.DataFrame({"x": [1.0, 2, 1, 2], "g": list("aabb"), "acc": [0.0, 0.0, 0.1, 0.6]})
+    np.testing.assert_allclose(prepare(df, law, "acc", "x", group="g").resolution, [0.05, 0.05])
+
+
+def test_only_zeros_and_ones_is_refused():
+    law = Law.from_toml(UNIT_LAW)
+    df = pd.DataFrame({"x": [1.0, 2, 3], "acc": [0.0, 1.0, 1.0]})
+    with pytest.raises(DataError, match="only exact 0 and 1"):
         prepare(df, law, "acc", "x")
 
 
