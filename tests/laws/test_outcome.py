@@ -178,3 +178,41 @@ def test_unit_outcome_se_on_logit_scale_and_unscaled_input():
     d = prepare(df, law, "acc", "x", se="se")
     np.testing.assert_allclose(d.se_log, df["se"] / (df["acc"] * (1 - df["acc"])))
     assert d.refs == {"x": 1.0}  # passed as is, negative values allowed
+
+
+# ---- tiny fits ------------------------------------------------------------------------------
+TINY = {"chains": 2, "warmup": 200, "draws": 200, "seed": 0, "extrapolation": False, "progress": False}
+
+
+@pytest.mark.slow  # one fit, about 10 s with its compilation on 2 cores
+def test_real_law_recovers_known_parameters_with_negative_values():
+    import bayescale as bs
+    from bayescale.result.predictive import draws
+
+    rng = np.random.default_rng(0)
+    x = np.repeat(np.geomspace(1e6, 1e9, 10), 3)
+    truth = {"E": -0.8, "a": 0.9, "alpha": 0.35}
+    xs = x / np.exp(np.log(x).mean())  # the reference the law divides x by
+    y = truth["E"] - truth["a"] * xs ** -truth["alpha"] + rng.normal(0, 0.05, x.size)
+    assert (y < 0).all()
+    fit = bs.fit(pd.DataFrame({"x": x, "logp": y}), law="offset_power", y="logp", x="x", **TINY)
+    for name, value in truth.items():
+        d = draws(fit.idata.posterior, name).ravel()
+        assert abs(d.mean() - value) < 4 * d.std(), (name, d.mean(), d.std())
+    band = fit.predict({"x": [1e10]}, kind="new_run")
+    assert band.loc[0, "lo90"] < band.loc[0, "median"] < band.loc[0, "hi90"] < 0  # natural scale
+
+
+@pytest.mark.slow  # one fit, about 6 s with its compilation on 2 cores
+def test_accuracies_with_exact_zero_and_one_fit_and_stay_in_range():
+    import bayescale as bs
+
+    k = np.geomspace(1, 64, 7)
+    df = pd.DataFrame({"task": np.repeat(["t0", "t1", "t2"], 7), "k": np.tile(k, 3),
+                       "acc": [0.0, 0.0, 0.05, 0.2, 0.5, 0.8, 1.0, 0.0, 0.03, 0.1, 0.3, 0.6, 0.9, 1.0,
+                               0.0, 0.02, 0.1, 0.35, 0.55, 0.85, 0.97]})
+    fit = bs.fit(df, law="coverage", y="acc", x="k", group="task", **TINY)
+    ll = fit.idata.log_likelihood["y_link"].values
+    assert np.isfinite(ll).all() and (ll[..., df["acc"].isin([0.0, 1.0]).to_numpy()] <= 0).all()
+    pred = fit.predict({"k": [0.5, 2.0, 500.0], "task": ["t0", "t1", "t2"]}, kind="new_run")
+    assert ((pred[["lo90", "median", "hi90"]] >= 0) & (pred[["lo90", "median", "hi90"]] <= 1)).all().all()
