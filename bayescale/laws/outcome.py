@@ -126,5 +126,12 @@ class Outcome:
         return (y >= 0) & (y <= 1) if self.kind == "unit" else self.valid(y)
 
     @property
+    def description(self) -> str:
+        """One line on the outcome's range and noise, for listings."""
+        return {"positive": "> 0, log-normal noise",
+                "unit": "in [0, 1], logit-normal noise (exact 0 and 1 censored at the resolution)",
+                "real": "any finite value, normal noise on the natural scale"}[self.kind]
+
+    @property
     def range_text(self) -> str:
         return {"positive": "> 0", "unit": "strictly between 0 and 1", "real": "finite"}[self.kind]
