@@ -100,6 +100,25 @@ class Design:
         """The outcome on its link scale, censored values at their bound."""
         return self.outcome.forward(self.resolved())
 
+    def link_of(self, y, families=None) -> np.ndarray:
+        """Link of outcomes ``y`` from outside the design (held-out rows of ``families``), an
+        exact 0 or 1 of a bounded outcome taken at the family's censoring bound.
+
+        A design without censored values bounds them at half the smallest distance of its
+        own y from 0 or 1; a family it does not know, at its smallest resolution.
+        """
+        y = np.asarray(y, dtype=float)
+        if self.outcome.kind != "unit":
+            return self.outcome.forward(y)
+        if not self.censored:
+            r = np.full(y.shape, 0.5 * np.minimum(self.y, 1.0 - self.y).min())
+        elif families is None:
+            r = np.full(y.shape, self.resolution.min())
+        else:
+            known = dict(zip(self.families, self.resolution))
+            r = np.array([known.get(str(f), self.resolution.min()) for f in families], dtype=float)
+        return self.outcome.forward(np.where(y <= 0, r, np.where(y >= 1, 1.0 - r, y)))
+
     def noise_unit(self) -> float:
         """Unit of the noise priors: 1 on the log and logit scales; for a real outcome (identity
         link, natural units) the standard deviation of y, so the priors follow the data's scale."""

@@ -159,6 +159,19 @@ def test_exact_zero_and_one_get_a_resolution_per_family():
     np.testing.assert_allclose(d.floor(), [0.02, 0.2])  # a floor() prior stays above 0
 
 
+def test_held_out_exact_zero_and_one_take_their_family_bound():
+    law = Law.from_toml(UNIT_LAW)
+    df = pd.DataFrame({"x": [1.0, 2, 1, 2], "g": list("aabb"), "acc": [0.0, 0.1, 0.4, 0.6]})
+    d = prepare(df, law, "acc", "x", group="g")
+    logit = d.outcome.forward
+    got = d.link_of([0.0, 1.0, 0.3, 0.0], ["a", "b", "a", "new"])
+    np.testing.assert_allclose(got, logit(np.array([0.05, 0.8, 0.3, 0.05])))
+    plain = prepare(df.assign(acc=[0.2, 0.1, 0.4, 0.6]), law, "acc", "x", group="g")
+    np.testing.assert_allclose(plain.link_of([1.0]), logit(np.array([0.95])))  # from its own y
+    assert prepare(pd.DataFrame({"x": [1.0, 2.0], "y": [-1.0, 2.0]}), Law.from_toml(REAL_LAW), "y",
+                   "x").link_of([-3.0])[0] == -3.0
+
+
 def test_family_of_only_zeros_takes_the_overall_resolution():
     law = Law.from_toml(UNIT_LAW)
     df = pd.DataFrame({"x": [1.0, 2, 1, 2], "g": list("aabb"), "acc": [0.0, 0.0, 0.1, 0.6]})
