@@ -217,7 +217,7 @@ def test_real_law_recovers_known_parameters_with_negative_values():
 
 
 @pytest.mark.slow  # one fit, about 6 s with its compilation on 2 cores
-def test_accuracies_with_exact_zero_and_one_fit_and_stay_in_range():
+def test_accuracies_with_exact_zero_and_one_fit_and_stay_in_range(tmp_path):
     import bayescale as bs
 
     k = np.geomspace(1, 64, 7)
@@ -229,3 +229,7 @@ def test_accuracies_with_exact_zero_and_one_fit_and_stay_in_range():
     assert np.isfinite(ll).all() and (ll[..., df["acc"].isin([0.0, 1.0]).to_numpy()] <= 0).all()
     pred = fit.predict({"k": [0.5, 2.0, 500.0], "task": ["t0", "t1", "t2"]}, kind="new_run")
     assert ((pred[["lo90", "median", "hi90"]] >= 0) & (pred[["lo90", "median", "hi90"]] <= 1)).all().all()
+    # the predictive check sees each exact 0 or 1 at its censoring bound, not at an infinite logit
+    assert np.isfinite(bs.ppc(fit, summary=True)["mean_std_resid"]).all()
+    again = bs.load(fit.save(tmp_path / "fit"))
+    np.testing.assert_array_equal(again.design.resolution, fit.design.resolution)
