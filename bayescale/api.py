@@ -35,7 +35,9 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     law : str, Law or path
         Catalogue name (see :func:`bayescale.laws`), a :class:`~bayescale.Law`, or a ``.toml`` file.
     y : str
-        Outcome column (positive; modelled on the law's link scale).
+        Outcome column, in the range of the law's outcome: > 0 (losses), [0, 1] (accuracies;
+        an exact 0 or 1 is fitted as censored) or any value (``outcome = "real"``); modelled
+        on the law's link scale.
     x : dict or str
         Law input -> column, e.g. ``{"N": "params", "D": "tokens"}``; a string for one-input laws.
     group : str, optional

@@ -13,8 +13,18 @@ The model, for row *i* of family *f* and run *r*::
 
 where ``g`` is the link of the law's outcome (:mod:`bayescale.laws.outcome`): log
 for a positive outcome (log-normal noise, effects in relative terms), logit
-for one in (0, 1) (logit-normal noise),
+for one in [0, 1] (logit-normal noise), the identity for a real one,
 with a Student-t instead of the normal for ``likelihood="student_t"``.
+
+A real outcome is in the data's own units, so its noise priors are too:
+``sigma ~ HalfNormal(0.5 sd(y))`` and ``sigma_run ~ HalfNormal(0.25 sd(y))``
+(:data:`REAL_NOISE_SCALE`, :data:`REAL_RUN_SCALE`; ``sd(y)`` over all rows,
+the model argument ``noise_unit``).  On the log and logit scales the noise is
+already relative, and the constants above apply as they are.
+
+Exact 0 or 1 of a bounded outcome are censored (:class:`Censored`): such a row
+contributes the probability that ``g(y_i)`` lies at or beyond ``logit(r)``
+(``logit(1 - r)``), with ``r`` the design's resolution, instead of a density.
 
 Each random effect (the partially pooled family parameters, and the run
 effects) is sampled centred or non-centred (NumPyro's
@@ -41,10 +51,46 @@ from .data.design import Design
 from .errors import LawError
 from .laws.spec import Law
 
+
+class Censored(dist.Distribution):
+    """``base`` (on the link scale) observed only between ``low`` and ``high``.
+
+    A value at or below ``low`` (at or above ``high``) is censored: its log
+    probability is ``log P(T <= low)`` (``log P(T >= high)``) under ``base``, a
+    probability rather than a density, as in a Tobit model.  Values in between
+    have ``base``'s density.  Sampling draws from ``base`` and clips to the bounds,
+    so the prior predictive holds censored values as the data do.  ``base`` is a
+    Normal (the Student-t's CDF has no gradient in its degrees of freedom in JAX).
+    """
+
+    support = dist.constraints.real
+    pytree_data_fields = ("base", "low", "high")
+
+    def __init__(self, base: dist.Normal, low, high, *, validate_args=None):
+        self.base, self.low, self.high = base, low, high
+        shape = jnp.broadcast_shapes(base.batch_shape, jnp.shape(low), jnp.shape(high))
+        super().__init__(batch_shape=shape, validate_args=validate_args)
+
+    def sample(self, key, sample_shape=()):
+        t = self.base.expand(self.batch_shape).sample(key, sample_shape)
+        return jnp.clip(t, self.low, self.high)
+
+    def log_prob(self, value):
+        from jax.scipy.special import log_ndtr
+
+        loc, scale = self.base.loc, self.base.scale
+        below = log_ndtr((self.low - loc) / scale)
+        above = log_ndtr((loc - self.high) / scale)
+        # the density at a value clipped inside: finite (and so a finite gradient) in every branch
+        inside = self.base.log_prob(jnp.clip(value, self.low, self.high))
+        return jnp.where(value <= self.low, below, jnp.where(value >= self.high, above, inside))
+
 LIKELIHOODS = ("normal", "student_t")
 OBS = "y_link"  # the observed site: the outcome on its link scale (log or logit)
 RUN_SCALE = 0.05  # prior scale of the run/seed effect on the link scale (5% on log y)
 NOISE_SCALE = 0.1  # prior scale of the observation noise on the link scale (10% on log y)
+REAL_NOISE_SCALE = 0.5  # ... for a real outcome, in units of sd(y): the law explains much of y
+REAL_RUN_SCALE = 0.25  # prior scale of the run effect of a real outcome, in units of sd(y)
 PARAMETERIZATIONS = {"auto": None, "centred": 1.0, "noncentred": 0.0}
 
 
@@ -104,6 +150,10 @@ def structure(law: Law, design: Design, likelihood="normal", parameterization="a
     """The static structure of the model of ``law`` on ``design``."""
     if likelihood not in LIKELIHOODS:
         raise LawError(f"likelihood={likelihood!r}; choose one of {LIKELIHOODS}.")
+    if likelihood == "student_t" and design.censored:
+        raise LawError("likelihood='student_t' cannot score exact 0 or 1 of a bounded outcome "
+                       "(censored values need the noise's CDF, which has no gradient in the "
+                       "Student-t's degrees of freedom); use likelihood='normal'.")
     key = str(parameterization).replace("centered", "centred")
     if key not in PARAMETERIZATIONS:
         raise LawError(f"parameterization={parameterization!r}; choose one of {list(PARAMETERIZATIONS)}.")
@@ -118,20 +168,33 @@ def model_data(design: Design) -> dict:
     (float64, host devices; :mod:`bayescale.inference.runtime`) still apply when it starts.
     """
     real = partial(np.asarray, dtype=np.float64)
-    return {
+    out = {
         "inputs": {k: real(v) for k, v in design.scaled(design.inputs).items()},
         "family_idx": np.asarray(design.family_idx, dtype=np.int64),
         "run_idx": np.asarray(np.maximum(design.run_idx, 0), dtype=np.int64),
         "se_log": real(design.se_log),
         "floor": real(design.floor()),
-        "y_link": real(design.outcome.forward(design.y)),
+        "y_link": real(design.y_link()),
         # data, not part of the program, so data sets that differ only in their references
         # share one compiled program (bs.fit_many)
         "refs": {f"{k}_ref": real(v) for k, v in design.refs.items()},
     }
+    if design.outcome.kind == "real":
+        out["noise_unit"] = real(design.noise_unit())
+    if design.censored:
+        lo, hi = design.bounds()
+        out["y_lo"], out["y_hi"] = real(design.outcome.forward(lo)), real(design.outcome.forward(hi))
+    return out
 
 
-ROW_ARGS = ("family_idx", "run_idx", "se_log", "y_link")  # per-row model arguments, with inputs
+ROW_ARGS = ("family_idx", "run_idx", "se_log", "y_link", "y_lo", "y_hi")  # per-row, with inputs
+
+
+def noise_scales(law: Law) -> tuple[float, float]:
+    """Prior scales of the observation noise and of the run effect, in units of ``noise_unit``."""
+    if law.outcome.kind == "real":
+        return REAL_NOISE_SCALE, REAL_RUN_SCALE
+    return NOISE_SCALE, RUN_SCALE
 
 
 def pad_rows(data: dict, rows: int) -> dict:
@@ -182,22 +245,26 @@ def law_mean(law: Law, values: dict, inputs: dict, xp=jnp):
     return law.outcome.clip(law.formula(values | inputs, xp), xp)
 
 
-def _model(inputs, family_idx, run_idx, se_log, floor, refs, y_link=None, mask=None, *, s: Structure):
+def _model(inputs, family_idx, run_idx, se_log, floor, refs, y_link=None, mask=None,
+           noise_unit=1.0, y_lo=None, y_hi=None, *, s: Structure):
     values = family_values(s, floor, refs)
     mu = law_mean(s.law, {k: v[family_idx] for k, v in values.items()}, inputs)
     mean_log = s.law.outcome.forward(mu, jnp)
+    noise_scale, run_scale = noise_scales(s.law)
     if s.n_runs:
-        sigma_run = numpyro.sample("sigma_run", dist.HalfNormal(RUN_SCALE))
+        sigma_run = numpyro.sample("sigma_run", dist.HalfNormal(run_scale * noise_unit))
         with numpyro.plate("run", s.n_runs):
             effect = numpyro.sample("run_effect", dist.Normal(0.0, sigma_run))
         mean_log = mean_log + effect[run_idx]
-    sigma = numpyro.sample("sigma", dist.HalfNormal(NOISE_SCALE))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(noise_scale * noise_unit))
     scale = jnp.sqrt(sigma**2 + se_log**2)
     if s.likelihood == "student_t":
         nu = numpyro.sample("nu", dist.Gamma(2.0, 0.1))
         noise = dist.StudentT(nu, mean_log, scale)
     else:
         noise = dist.Normal(mean_log, scale)
+    if y_lo is not None:  # exact 0 or 1 of a bounded outcome: censored at the resolution
+        noise = Censored(noise, y_lo, y_hi)
     with numpyro.plate("obs", mean_log.shape[0]):
         numpyro.sample(OBS, noise if mask is None else noise.mask(mask), obs=y_link)
 
@@ -232,7 +299,8 @@ def choose_centring(s: Structure, design: Design, sigma: float) -> dict:
     out = dict.fromkeys(partial_names(s), 1.0 if rows >= CENTRED_MIN_ROWS else 0.0)
     if s.n_runs:
         per_run = np.bincount(design.run_idx[design.run_idx >= 0]).min()
-        out[RUN] = 1.0 if per_run > 1 and sigma / np.sqrt(per_run) < RUN_SCALE else 0.0
+        run_scale = noise_scales(s.law)[1] * design.noise_unit()
+        out[RUN] = 1.0 if per_run > 1 and sigma / np.sqrt(per_run) < run_scale else 0.0
     return out
 
 

@@ -225,3 +225,92 @@ def test_build_student_t_adds_nu_and_no_runs_drops_run_sites():
     assert not {"sigma_run", "run_effect", "run_effect_decentered"} & set(sites)
     natural = np.asarray(_sites(build(s, {}), model_data(design))[1]["E"]["value"])
     assert (natural < design.floor()).all()  # the floor prior keeps E below each family's lowest loss
+
+
+# ---- outcomes: censored exact 0 and 1, real values --------------------------------------------
+def _loglik(law, design, latent):
+    """Per-row log-likelihood the model records (for LOO) at fixed latent values."""
+    from numpyro.infer.util import log_likelihood
+
+    from bayescale.model import OBS
+
+    s = structure(law, design)
+    samples = {k: np.asarray([v], dtype=float) for k, v in latent.items()}
+    return np.asarray(log_likelihood(build(s, {}), samples, **model_data(design))[OBS])[0]
+
+
+def test_censored_log_likelihood_matches_a_hand_computation():
+    """Exact 0 and 1 score the logit-normal's tail mass beyond logit(r) and logit(1 - r); the
+    others its density: checked against scipy.stats at fixed parameters."""
+    import pandas as pd
+    from scipy import stats
+    from scipy.special import expit, logit
+
+    law = resolve("coverage")
+    k = np.array([1.0, 2, 4, 8, 16, 32])
+    acc = np.array([0.0, 0.1, 0.3, 0.6, 0.9, 1.0])
+    design = prepare(pd.DataFrame({"k": k, "acc": acc}), law, "acc", "k")
+    r = 0.05  # half of 0.1, the value closest to 0 or 1 inside (0, 1)
+    np.testing.assert_allclose(design.resolution, [r])
+    c, beta, sigma = 0.7, 0.4, 0.3
+    got = _loglik(law, design, {"c_z": np.log(c), "beta_z": np.log(beta), "sigma": sigma})
+    mean = logit(np.exp(-c * (k / design.refs["k"]) ** -beta))
+    want = stats.norm.logpdf(logit(np.clip(acc, r, 1 - r)), mean, sigma)
+    want[0] = stats.norm.logcdf(logit(r), mean[0], sigma)
+    want[-1] = stats.norm.logsf(logit(1 - r), mean[-1], sigma)
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    assert expit(mean[-1]) < 1  # a mean in range, yet the row at 1 is a probability, not a density
+    assert got[0] < 0 and got[-1] < 0
+
+
+def test_censored_prior_predictive_stays_in_range_and_holds_bounds():
+    import pandas as pd
+
+    law = resolve("coverage")
+    df = pd.DataFrame({"k": [1.0, 2, 4, 8, 16, 32], "acc": [0.0, 0.1, 0.3, 0.6, 0.9, 1.0]})
+    design = prepare(df, law, "acc", "k")
+    data = {k: v for k, v in model_data(design).items() if k != "y_link"}
+    sim = numpyro.infer.Predictive(build(structure(law, design), {}), num_samples=400)(
+        jax.random.PRNGKey(0), **data)["y_link"]
+    lo, hi = data["y_lo"][0], data["y_hi"][0]
+    assert float(sim.min()) >= lo and float(sim.max()) <= hi
+    assert bool((sim == lo).any()) and bool((sim == hi).any())  # censored values are simulated
+
+
+def test_censored_values_refuse_student_t():
+    import pandas as pd
+
+    law = resolve("coverage")
+    df = pd.DataFrame({"k": [1.0, 2, 4], "acc": [0.0, 0.5, 0.7]})
+    with pytest.raises(LawError, match="student_t.*exact 0 or 1"):
+        structure(law, prepare(df, law, "acc", "k"), likelihood="student_t")
+
+
+def test_pad_rows_pads_the_censoring_bounds():
+    import pandas as pd
+
+    law = resolve("coverage")
+    df = pd.DataFrame({"k": [1.0, 2, 4], "acc": [0.0, 0.5, 0.7]})
+    padded = pad_rows(model_data(prepare(df, law, "acc", "k")), 5)
+    assert padded["y_lo"].shape == padded["y_hi"].shape == (5,)
+
+
+def test_real_log_likelihood_and_noise_prior_in_data_units():
+    """Identity link: the density of y itself; the noise prior's scale is 0.5 sd(y)."""
+    import pandas as pd
+    from scipy import stats
+
+    from bayescale.model import REAL_NOISE_SCALE
+
+    law = resolve("offset_power")
+    x = np.geomspace(1e6, 1e9, 6)
+    y = np.array([-3.1, -2.4, -2.0, -1.7, -1.6, -1.45])
+    design = prepare(pd.DataFrame({"x": x, "logp": y}), law, "logp", "x")
+    E, a, alpha, sigma = -1.2, 0.6, 0.3, 0.2
+    got = _loglik(law, design, {"E_z": E, "a_z": np.log(a), "alpha_z": np.log(alpha), "sigma": sigma})
+    want = stats.norm.logpdf(y, E - a * (x / design.refs["x"]) ** -alpha, sigma)
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    trace = numpyro.handlers.trace(numpyro.handlers.seed(build(structure(law, design), {}),
+                                                         jax.random.PRNGKey(0))).get_trace(
+        **model_data(design))
+    assert float(trace["sigma"]["fn"].scale) == pytest.approx(REAL_NOISE_SCALE * np.std(y))

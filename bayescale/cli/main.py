@@ -313,7 +313,9 @@ def cmd_laws(args) -> int:
     print(f"{d['name']}: {d['title']}" if d["title"] else d["name"])
     print(f"\n  y = {d['formula']}\n")
     if d["outcome"] != "positive":
-        print("Outcome: in (0, 1), logit-normal noise\n")
+        from ..laws.outcome import Outcome
+
+        print(f"Outcome: {Outcome.named(d['outcome']).description}\n")
     print("Inputs (each divided by its reference <input>_ref, the geometric mean of the data, "
           "unless unscaled):")
     width = max(map(len, d["inputs"]))

@@ -55,6 +55,10 @@ class Design:
         The rows used, with the original index and only the mapped columns.
     outcome : Outcome
         The law's outcome: its range and link scale.
+    resolution : ndarray or None
+        Per family, the resolution ``r`` of a bounded outcome with exact 0 or 1
+        (censored below ``r`` and above ``1 - r``; :mod:`bayescale.laws.outcome`);
+        None when no value is censored.
     """
 
     y: np.ndarray
@@ -69,14 +73,65 @@ class Design:
     frame: pd.DataFrame
     warnings: list = field(default_factory=list)
     outcome: Outcome = field(default_factory=Outcome)
+    resolution: np.ndarray | None = None
 
     @property
     def n_families(self) -> int:
         return len(self.families)
 
+    @property
+    def censored(self) -> bool:
+        """Whether exact 0 or 1 of a bounded outcome are scored as censored values."""
+        return self.resolution is not None
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the censoring bounds ``r`` and ``1 - r`` on the outcome scale."""
+        r = self.resolution[self.family_idx]
+        return r, 1.0 - r
+
+    def resolved(self) -> np.ndarray:
+        """The outcome with censored values at their bound (so its link is finite)."""
+        if not self.censored:
+            return self.y
+        lo, hi = self.bounds()
+        return np.clip(self.y, lo, hi)
+
+    def y_link(self) -> np.ndarray:
+        """The outcome on its link scale, censored values at their bound."""
+        return self.outcome.forward(self.resolved())
+
+    def link_of(self, y, families=None) -> np.ndarray:
+        """Link of outcomes ``y`` from outside the design (held-out rows of ``families``), an
+        exact 0 or 1 of a bounded outcome taken at the family's censoring bound.
+
+        A design without censored values bounds them at half the smallest distance of its
+        own y from 0 or 1; a family it does not know, at its smallest resolution.
+        """
+        y = np.asarray(y, dtype=float)
+        if self.outcome.kind != "unit":
+            return self.outcome.forward(y)
+        if not self.censored:
+            r = np.full(y.shape, 0.5 * np.minimum(self.y, 1.0 - self.y).min())
+        elif families is None:
+            r = np.full(y.shape, self.resolution.min())
+        else:
+            known = dict(zip(self.families, self.resolution))
+            r = np.array([known.get(str(f), self.resolution.min()) for f in families], dtype=float)
+        return self.outcome.forward(np.where(y <= 0, r, np.where(y >= 1, 1.0 - r, y)))
+
+    def noise_unit(self) -> float:
+        """Unit of the noise priors: 1 on the log and logit scales; for a real outcome (identity
+        link, natural units) the standard deviation of y, so the priors follow the data's scale."""
+        if self.outcome.kind != "real":
+            return 1.0
+        sd = float(np.std(self.y))
+        return sd if sd > 0 else max(float(np.max(np.abs(self.y))), 1.0)
+
     def floor(self) -> np.ndarray:
-        """Smallest outcome per family (the upper bound of a ``floor`` prior)."""
-        return np.array([self.y[self.family_idx == k].min() for k in range(self.n_families)])
+        """Smallest outcome per family (the upper bound of a ``floor`` prior); a censored 0
+        counts as its resolution."""
+        y = self.resolved()
+        return np.array([y[self.family_idx == k].min() for k in range(self.n_families)])
 
     def scaled(self, inputs: dict) -> dict:
         """Inputs divided by the references, as the law's formula expects them."""
@@ -116,7 +171,7 @@ def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
     ------
     DataError
         Missing or misspelled columns, non-numeric or non-finite values, zero or
-        negative values where a log is taken, a family with too few rows, exact
+        negative values where a log is taken, accuracies outside [0, 1], a family with too few rows, exact
         duplicate rows without a run column, an input that looks like mixed units
         within a family (unless ``check_units=False``).
     """
@@ -132,13 +187,16 @@ def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
     frame = df[list(dict.fromkeys(used))].copy()
 
     yv = outcome_column(frame, y, law)
+    families, fidx = _codes(frame, group, default=ALL)
+    resolution = censoring(frame, y, yv, fidx, law)
     se_log = np.zeros_like(yv)
     if se is not None:
         sev = _numeric(frame, se)
         _no_bad(frame, se, ~(sev >= 0), "a negative value", "standard errors must be >= 0")
-        se_log = law.outcome.se(sev, yv)
+        # at a censored value, the delta method is taken at its bound
+        at = yv if resolution is None else np.clip(yv, resolution[fidx], 1.0 - resolution[fidx])
+        se_log = law.outcome.se(sev, at)
 
-    families, fidx = _codes(frame, group, default=ALL)
     runs, ridx = _codes(frame, run, default=None)
     _check_families(frame, group, fidx, families, min_rows_per_family)
     inputs = law_inputs(law, frame, xmap, group, run)
@@ -154,21 +212,68 @@ def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
     refs = {k: float(np.exp(np.mean(np.log(v)))) if _scaled(law, k) else 1.0
             for k, v in inputs.items()}
     design = Design(yv, inputs, refs, families, fidx, runs, ridx, se_log, columns, frame,
-                    outcome=law.outcome)
+                    outcome=law.outcome, resolution=resolution)
     design.warnings = design_warnings(design, law)
     return design
 
 
 def outcome_column(frame: pd.DataFrame, col, law: Law) -> np.ndarray:
     """The outcome column, checked against the law's outcome range."""
-    if law.outcome.kind == "positive":
-        return positive_column(frame, col, "the outcome (a log is taken)")
     values = _numeric(frame, col)
-    _no_bad(frame, col, ~law.outcome.valid(values), "values outside (0, 1)",
-            f"law '{law.name}' models a bounded outcome on the logit scale: give accuracies as "
-            f"fractions (0.42, not 42%) and nudge exact 0 or 1 inward (e.g. by half a count over "
-            f"the number of questions) or drop those rows")
+    kind = law.outcome.kind
+    if kind == "positive":
+        bad = values <= 0
+        if (values < 0).any():
+            fix = (f"law '{law.name}' models a positive outcome on the log scale (a loss); an outcome "
+                   f"that can be negative (a log-metric, a reward, a score difference) needs a law "
+                   f"with outcome = \"real\" (e.g. law='offset_power', or outcome = \"real\" in your "
+                   f"law file), otherwise drop those rows")
+        else:
+            fix = (f"law '{law.name}' takes the log of the outcome; a loss of exactly 0 is usually a "
+                   f"logging error, so drop those rows, or fit a law with outcome = \"real\" "
+                   f"(e.g. law='offset_power') if 0 is a real value")
+        _no_bad(frame, col, bad, "zero or negative values", fix)
+    elif kind == "unit":
+        _no_bad(frame, col, ~law.outcome.observable(values), "values outside [0, 1]",
+                f"law '{law.name}' models a bounded outcome on the logit scale: give accuracies as "
+                f"fractions (0.42, not 42%); for an outcome that is not bounded use a law with "
+                f"outcome = \"real\"")
+    else:
+        floors = [p.name for p in law.parameters.values() if p.prior.kind == "floor"]
+        if floors:
+            _no_bad(frame, col, values <= 0, "zero or negative values",
+                    f"parameter(s) {floors} of law '{law.name}' have a floor() prior, which lies "
+                    f"between 0 and the smallest outcome and so needs a positive outcome; give "
+                    f"them a normal() prior for a real outcome")
     return values
+
+
+def censoring(frame: pd.DataFrame, col, values: np.ndarray, fidx: np.ndarray, law: Law):
+    """Per family resolution ``r`` of a bounded outcome with exact 0 or 1, else None.
+
+    ``r`` is half the smallest distance from 0 or 1 among the family's values strictly
+    inside (0, 1), over all rows for a family with none (see :mod:`bayescale.laws.outcome`).
+    """
+    if law.outcome.kind != "unit":
+        return None
+    edge = (values == 0) | (values == 1)
+    if not edge.any():
+        return None
+    inside = ~edge
+    if not inside.any():
+        raise DataError(f"column '{col}' holds only exact 0 and 1 (e.g. {_rows(frame, edge, col)}); "
+                        f"a bounded outcome needs some values strictly between 0 and 1 to tell its "
+                        f"resolution (how close to 0 or 1 a measurement can get). Give accuracies "
+                        f"averaged over items, not per-item scores.")
+    distance = np.minimum(values, 1.0 - values)
+    overall = 0.5 * distance[inside].min()
+    n = int(fidx.max()) + 1
+    out = np.full(n, overall)
+    for k in range(n):
+        rows = inside & (fidx == k)
+        if rows.any():
+            out[k] = 0.5 * distance[rows].min()
+    return out
 
 
 def _scaled(law: Law, name: str) -> bool:
@@ -308,7 +413,8 @@ def _numeric(frame: pd.DataFrame, col) -> np.ndarray:
 def positive_column(frame: pd.DataFrame, col, role: str) -> np.ndarray:
     values = _numeric(frame, col)
     _no_bad(frame, col, values <= 0, "zero or negative values",
-            f"{role} must be > 0; check the units or drop those rows")
+            f"{role} is divided by its reference and raised to powers, so it must be > 0; drop "
+            f"those rows, or declare it with scale = \"none\" in a law file if such values are real")
     return values
 
 

@@ -22,11 +22,19 @@ Two deliberate differences from :func:`bayescale.fit`:
   data; SBC needs a prior fixed before the data exist.  Here the reference is
   the constant ``floor`` (default :data:`FLOOR`) for every family, in the
   simulation and in the fit alike.
+- **So is the noise unit of a real outcome.**  The noise priors of an outcome
+  with the identity link are in units of the data's standard deviation
+  (:mod:`bayescale.model`); here that unit is the constant 1 (:data:`NOISE_UNIT`).
 - **Chains start at the true parameters** (plus a small jitter) instead of a
   MAP point: the truth is a draw from the prior, so starting there is a valid
   start for the posterior of its data set, and it is cheaper.  Warm-up then
   adapts step size and mass matrix as usual; divergences, R-hat and ESS are
   recorded per replicate so that a sampler that fails is seen.
+
+A bounded outcome's censoring of exact 0 and 1 (:class:`bayescale.model.Censored`)
+is calibrated by passing ``resolution=r``: every simulated value below ``r`` (above
+``1 - r``) is then recorded at the bound, as a benchmark records an accuracy of 0
+or 1, and fitted with the censored likelihood.
 
 One compiled program serves all replicates of a law: a replicate's whole NUTS
 fit is jitted with its data as arguments, so each replicate costs only its
@@ -81,6 +89,7 @@ from ..model import (
 from ..result.fitting import pool_few_families
 
 FLOOR = 2.0  # reference of floor() priors in SBC: a typical language-model loss in nats
+NOISE_UNIT = 1.0  # unit of the noise priors of a real outcome in SBC (the fit uses sd(y))
 PLACEHOLDER_Y = 0.5  # outcome column of a design without one; replaced by the simulated data
 LOG_LIK = "log_lik"  # the data-dependent test quantity: log-likelihood of the whole data set
 RHAT_FAIL = 1.05  # a replicate with a larger R-hat (short chains: looser than the fit's 1.01) failed
@@ -451,7 +460,7 @@ class _Setup:
 
 
 def setup(law, design_df=None, x=None, group=None, run=None, pool=None, likelihood="normal",
-          floor: float = FLOOR) -> _Setup:
+          floor: float = FLOOR, resolution: float | None = None) -> _Setup:
     """Law (with the pooling :func:`bayescale.fit` would use), design and model arguments."""
     runtime.ensure()  # before any array reaches JAX: float64 and host devices apply only then
     law = resolve(law).with_pooling(pool)
@@ -476,6 +485,17 @@ def setup(law, design_df=None, x=None, group=None, run=None, pool=None, likeliho
         raise BayescaleError(f"floor must be a positive number, got {floor!r}.")
     if "floor" in data:
         data["floor"] = jnp.full(d.n_families, float(floor))
+    if "noise_unit" in data:
+        data["noise_unit"] = jnp.asarray(NOISE_UNIT)
+    if resolution is not None:
+        if law.outcome.kind != "unit":
+            raise BayescaleError(f"resolution={resolution!r} censors a bounded outcome; law "
+                                 f"'{law.name}' has outcome '{law.outcome.kind}'.")
+        if not 0 < resolution < 0.5:
+            raise BayescaleError(f"resolution must lie strictly between 0 and 0.5, got {resolution!r}.")
+        rows = len(d.y)
+        data["y_lo"] = jnp.full(rows, float(law.outcome.forward(np.float64(resolution))))
+        data["y_hi"] = jnp.full(rows, float(law.outcome.forward(np.float64(1.0 - resolution))))
     names = []
     for p in law.parameters:
         if s.pool(p) == "shared" or d.n_families == 1:
@@ -508,6 +528,7 @@ class SBCConfig:
     draws: int = 100
     thin: int = 4
     floor: float = FLOOR
+    resolution: float | None = None
     generating_law: object = None
     replicates: tuple | None = None
     executor: object = None
@@ -547,7 +568,7 @@ def sbc(law, design_df=None, x=None, group=None, run=None, pool=None, *,
     model : ModelConfig, optional
         The likelihood.
     config : SBCConfig, optional
-        ``reps``, ``draws``, ``thin``, ``floor``, ``generating_law``, ``replicates``,
+        ``reps``, ``draws``, ``thin``, ``floor``, ``resolution``, ``generating_law``, ``replicates``,
         ``executor``, ``chunk`` and ``progress``, described below.
     **settings
         Fields of :class:`SBCConfig`, :class:`~bayescale.SamplerConfig` or
@@ -569,6 +590,10 @@ def sbc(law, design_df=None, x=None, group=None, run=None, pool=None, *,
     floor : float
         Reference of ``floor()`` priors (the fit uses each family's smallest
         observation, which would make the prior depend on the data).
+    resolution : float, optional
+        For a bounded outcome: record simulated values below ``resolution`` (above
+        ``1 - resolution``) at that bound and fit them as censored, as a fit does
+        exact 0 and 1.
     pool : dict, optional
         Pooling overrides, as in :func:`bayescale.fit` (which also fits
         parameters per family when there are fewer than 5 families; so does this).
@@ -612,6 +637,7 @@ def sbc(law, design_df=None, x=None, group=None, run=None, pool=None, *,
         raise BayescaleError(f"sbc: unknown keyword(s) {sorted(settings)}; it takes the fields of "
                              f"SBCConfig, SamplerConfig and ModelConfig.")
     reps, draws, thin, floor, generating_law = c.reps, c.draws, c.thin, c.floor, c.generating_law
+    resolution = c.resolution
     replicates, executor, chunk, progress = c.replicates, c.executor, c.chunk, c.progress
     seed, chains, warmup, target_accept = smp.seed, smp.chains, smp.warmup, smp.target_accept
     for name, value in (("reps", reps), ("draws", draws), ("chains", chains), ("warmup", warmup),
@@ -620,11 +646,11 @@ def sbc(law, design_df=None, x=None, group=None, run=None, pool=None, *,
             raise BayescaleError(f"sbc: {name} must be a positive integer, got {value!r}.")
     if draws % chains:
         raise BayescaleError(f"sbc: draws={draws} must be a multiple of chains={chains}.")
-    st = setup(law, design_df, x, group, run, pool, likelihood, floor)
+    st = setup(law, design_df, x, group, run, pool, likelihood, floor, resolution)
     if executor is not None:
         options = {"design_df": design_df, "x": x, "group": group, "run": run, "reps": reps,
                    "draws": draws, "seed": seed, "chains": chains, "warmup": warmup, "thin": thin,
-                   "floor": floor, "pool": pool, "likelihood": likelihood,
+                   "floor": floor, "resolution": resolution, "pool": pool, "likelihood": likelihood,
                    "target_accept": target_accept, "progress": progress}
         gen_text = None if generating_law is None else resolve(generating_law).to_toml()
         return _fan_out(executor, chunk, st.law.to_toml(), gen_text, options, replicates)
@@ -672,6 +698,7 @@ def sbc(law, design_df=None, x=None, group=None, run=None, pool=None, *,
                           f"{row['divergences']} divergences, min ESS {row['min_ess']:.0f}", flush=True)
     settings = {"law": st.law.name, "generating_law": gen.law.name, "reps": reps, "draws": draws,
                 "seed": seed, "chains": chains, "warmup": warmup, "thin": thin, "floor": floor,
+                "resolution": resolution,
                 "likelihood": likelihood, "target_accept": target_accept,
                 "pooling": {p: s.pool(p) for p in st.law.parameters},
                 "rows": len(d.y), "families": d.n_families, "runs": len(d.runs),

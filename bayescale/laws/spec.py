@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..errors import LawError
 from .formula import Formula, parse
-from .outcome import Outcome
+from .outcome import CATALOGUE_NOTE, Outcome
 from .priors import Prior
 from .schedule import FUNCTIONS as SCHEDULE_FUNCTIONS
 
@@ -91,7 +91,7 @@ class Law:
         the half-normal prior on the family spread) and ``description``.
     report : dict, optional
         Name -> formula of parameters in the paper's convention.
-    outcome : {"positive", "unit"}
+    outcome : {"positive", "unit", "real"}
         The outcome's range, which sets the noise model (:mod:`bayescale.laws.outcome`).
     schedule : dict, optional
         Per-row columns that derived inputs are computed from, name -> description;
@@ -299,6 +299,8 @@ def catalogue_markdown() -> str:
         "[VALIDATION.md](VALIDATION.md).",
         "",
         "This page is generated: `bayescale laws --markdown > models/README.md`.",
+        "",
+        CATALOGUE_NOTE,
         "",
         "| law | formula | inputs | outcome | source |",
         "|---|---|---|---|---|",

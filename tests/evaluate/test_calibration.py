@@ -272,3 +272,26 @@ def test_rows_inside_the_data_are_refused(bent):
     inside = pd.DataFrame({"x": [1e7, 1e8], "loss": [3.0, 2.5]})
     with pytest.raises(DataError, match="none of the held-out rows lies beyond"):
         discrepancy_rate(fit, inside)
+
+
+def test_errors_take_a_held_out_exact_one_at_its_censoring_bound():
+    """A held-out accuracy of exactly 1 has an infinite logit; its error is measured at the
+    family's censoring bound, so the calibration stays finite."""
+    from types import SimpleNamespace
+
+    from bayescale.data.design import prepare
+    from bayescale.laws.spec import Law
+
+    law = Law.named("coverage")
+    train = pd.DataFrame({"k": [1.0, 2, 4, 8], "acc": [0.0, 0.2, 0.6, 0.9]})
+    design = prepare(train, law, "acc", "k")  # resolution: half of 0.1
+    held = pd.DataFrame({"k": [16.0, 32.0], "acc": [0.97, 1.0]})
+    mean = np.array([[0.95, 0.96], [0.97, 0.98]])  # two draws of each forecast
+
+    def predict(rows, kind, levels, seed, discrepancy, draws):
+        return pd.DataFrame({"family": ["all", "all"], "distance": [0.3, 0.6]}), mean
+
+    out = errors(SimpleNamespace(design=design, predict=predict), held)
+    logit = Outcome.named("unit").forward
+    want = logit(np.array([0.97, 0.95])) - logit(mean).mean(0)
+    np.testing.assert_allclose(out["error"], want)

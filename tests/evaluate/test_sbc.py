@@ -150,6 +150,35 @@ def test_prior_redraws_laws_outside_the_outcome_range():
     assert _in_range(st, prior).all() and prior[OBS].min() > -50
 
 
+def test_setup_fixes_the_noise_unit_of_a_real_outcome():
+    st = setup("offset_power", design("offset_power", families=1, sizes=6, ratios=1))
+    assert float(st.data["noise_unit"]) == 1.0  # a constant, not sd(y) of the data
+    assert "y_lo" not in st.data
+
+
+def test_setup_censors_a_bounded_outcome_at_the_resolution():
+    from functools import partial
+
+    from bayescale.evaluate.sbc import _in_range
+    from bayescale.model import OBS, build
+
+    st = setup("coverage", design("coverage", families=1, sizes=12, ratios=1), resolution=0.05)
+    lo, hi = float(st.data["y_lo"][0]), float(st.data["y_hi"][0])
+    assert (lo, hi) == pytest.approx((np.log(0.05 / 0.95), np.log(0.95 / 0.05)))
+    prior, _ = _prior(build(st.s, {}), st.data, 100, 0, partial(_in_range, st))
+    y = prior[OBS]
+    assert y.min() >= lo and y.max() <= hi
+    # the calibration below has teeth only if many data sets hold censored values: here 35 of 100
+    assert ((y <= lo) | (y >= hi)).any(axis=1).mean() > 0.2
+
+
+def test_resolution_needs_a_bounded_outcome():
+    with pytest.raises(bs.BayescaleError, match="outcome 'positive'"):
+        setup("power", design("power", families=1, sizes=6, ratios=1), resolution=0.05)
+    with pytest.raises(bs.BayescaleError, match="between 0 and 0.5"):
+        setup("coverage", design("coverage", families=1, sizes=6, ratios=1), resolution=0.5)
+
+
 # ---- SBC of real laws ----------------------------------------------------------------
 POWER_DESIGN = {"families": 1, "sizes": 12, "ratios": 1}
 
@@ -180,6 +209,23 @@ def test_sbc_chinchilla_is_calibrated():
     res = sbc("chinchilla", design("chinchilla", families=1, sizes=4, ratios=4, runs=False), **FAST)
     table = _check_calibrated(res)
     assert list(table["parameter"]) == ["E", "a", "b", "alpha", "beta", "sigma", LOG_LIK]
+
+
+@pytest.mark.slow  # 100 replicate fits, about 15 s on 2 cores
+def test_sbc_real_outcome_is_calibrated():
+    """offset_power: identity link, normal noise, values of either sign."""
+    res = sbc("offset_power", design("offset_power", **POWER_DESIGN), **FAST)
+    table = _check_calibrated(res)
+    assert list(table["parameter"]) == ["E", "a", "alpha", "sigma", LOG_LIK]
+
+
+@pytest.mark.slow  # 100 replicate fits, about 15 s on 2 cores
+def test_sbc_censored_bounded_outcome_is_calibrated():
+    """coverage with values below 0.05 or above 0.95 recorded at the bound (as a benchmark records
+    an accuracy of 0 or 1) and fitted with the censored likelihood."""
+    res = sbc("coverage", design("coverage", **POWER_DESIGN), resolution=0.05, **FAST)
+    _check_calibrated(res)
+    assert res.settings["resolution"] == 0.05
 
 
 @pytest.mark.slow  # hundreds of replicate fits
