@@ -31,6 +31,7 @@ class ModelOptions:
     parameterization: str = "auto"
     min_rows_per_family: int = 2
     check_units: bool = True
+    duplicates: str = "keep"
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Settings:
     ----------
     law : str
         Name of the law fitted.
-    likelihood, parameterization, min_rows_per_family, check_units
+    likelihood, parameterization, min_rows_per_family, check_units, duplicates
         The model options used.
     sampler : SamplerConfig
         The sampler settings, with the device that was used.
@@ -69,6 +70,7 @@ class Settings:
     parameterization: str = "auto"
     min_rows_per_family: int = 2
     check_units: bool = True
+    duplicates: str = "keep"
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     target_accept: float | None = None
     centring: dict = field(default_factory=dict)
