@@ -456,3 +456,31 @@ def test_one_row_per_family_warns():
     d = prepare(df, POWER, "loss", "x", group="family", min_rows_per_family=1)
     assert "group_one_row" in [w.kind for w in d.warnings]
     assert "Use a different grouping" in [w for w in d.warnings if w.kind == "group_one_row"][0].message
+
+
+@pytest.mark.slow  # two tiny fits (2 chains x (200 + 200) draws on 20 rows)
+def test_run_effect_confounded_with_size_trades_off_against_the_size_exponent():
+    """The failure mode the run_confounded warning prevents: with one run per size, the run
+    effects absorb the size effect and the size exponent is pinned only by the run-effect prior."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    rows = [{"run": f"r{i}", "x1": n, "x2": d} for i, n in enumerate((1e7, 1e8, 1e9, 1e10))
+            for d in np.logspace(8, 10, 5)]
+    df = pd.DataFrame(rows)
+    df["y"] = 50 * df["x1"] ** -0.1 * df["x2"] ** -0.05 * np.exp(0.005 * rng.standard_normal(len(df)))
+    kw = dict(law="loglinear2", y="y", x={"x1": "x1", "x2": "x2"}, chains=2, warmup=200, draws=200,
+              seed=0, progress=False, extrapolation=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        confounded = bayescale.fit(df, run="run", **kw)
+        plain = bayescale.fit(df, **kw)
+    assert any("run_confounded" in str(w.message) for w in caught)
+    post = confounded.idata.posterior
+    a1 = np.asarray(post["a1"]).reshape(-1)  # shared: one family
+    effects = np.asarray(post["run_effect"]).reshape(-1, 4)
+    logx = np.log(confounded.design.inputs["x1"][[0, 5, 10, 15]])
+    slope = np.polyfit(logx - logx.mean(), effects.T, 1)[0]  # run effects' trend in log size, per draw
+    assert np.corrcoef(a1, slope)[0, 1] < -0.9  # the two trade off, draw by draw
+    a1_plain = np.asarray(plain.idata.posterior["a1"]).ravel()
+    assert a1.std() > 5 * a1_plain.std()  # and the exponent is far less certain than the data allow

@@ -115,12 +115,16 @@ def test_well_specified_law_gets_a_small_rate_kept_with_the_fit():
     kept = fit.settings.extrapolation
     # the bands already explain the held-out errors: the excess is of the order of the noise
     assert kept["rate"] < 0.005, kept
-    assert kept["origins"] == 3 and kept["reach"] > 2.0, kept
-    # every nested fit's verdict is recorded with the fit
+    # every nested fit's verdict is recorded with the fit; those left out are not counted
     nested = fit.settings.nested
     assert [row["origin"] for row in nested] == [0, 1, 2]
-    assert all(row["verdict"] in ("passed", "failed") and row["rows"] < len(df) for row in nested)
+    assert all(row["verdict"] in ("passed", "imprecise", "failed") and row["rows"] < len(df)
+               for row in nested)
     assert all((row["verdict"] == "passed") == (row["reason"] == "") for row in nested)
+    assert all(row["used"] == (row["verdict"] != "failed") for row in nested) or kept["basis"] == "fallback"
+    assert kept["origins"] == sum(row["used"] for row in nested), kept
+    # the earliest origin reaches farthest (3 decades); without it, the next reaches 1.75
+    assert kept["reach"] > (2.0 if nested[0]["used"] else 1.5), kept
 
 
 @pytest.mark.slow  # shares the misfit fixture's calibration (many nested fits)
@@ -387,3 +391,32 @@ def test_too_few_passing_nested_fits_fall_back_to_the_wider_band(stand_ins):
     stand_ins[0] = [False, False, False]
     cal, _ = _measure()
     assert cal.basis == "fallback" and cal.rate > FALLBACK_RATE  # the failed fits' errors are larger
+
+
+def test_a_nested_fit_short_of_ess_alone_is_kept(stand_ins):
+    """The nested fits are short on purpose: an ESS below the gate's leaves their bands' widths
+    imprecise, not biased, so such a fit stays in (verdict imprecise) and nothing is said."""
+    from bayescale.evaluate import calibration
+
+    real = _nested_fit
+
+    def short(ok, rows, r_hat=1.0):
+        fit = real(ok, rows, r_hat)
+        if not ok:  # the ESS, not R-hat, failed
+            fit.warnings[-1] = bs.FitWarning("ess_bulk", "bulk effective sample size below 400",
+                                             bs.DiagnosticsWarning)
+            fit.diagnostics["r_hat"] = 1.0
+            fit.diagnostics.loc["E[f1]", "ess_bulk"] = 150.0
+        return fit
+
+    stand_ins[0] = [True, False, False]
+    globals()["_nested_fit"] = short
+    try:
+        cal, _ = _measure()
+    finally:
+        globals()["_nested_fit"] = real
+    assert cal.basis == "all" and cal.notes == () and set(cal.rows["origin"]) == {0, 1, 2}
+    table = cal.nested_table()
+    assert table["verdict"].tolist() == ["passed", "imprecise", "imprecise"] and table["used"].all()
+    assert table["reason"][1] == "ess bulk down to 150 for per-family E (f1)"
+    assert calibration.usable(cal.fit)
