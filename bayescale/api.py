@@ -203,7 +203,7 @@ def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mea
         - ``"largest-size"``: every row at the largest model size (the column of
           input ``N``, the only input of a one-input law, or ``size``).
         - ``"largest-compute"``: the share ``frac`` of rows with the largest
-          compute (the product of the law's inputs, e.g. N x D).
+          compute (the law's scale, :attr:`bayescale.Law.scale`: 6·N·D for N and D).
         - ``("leave-family-out", family, k)``: every run of ``family`` except its
           ``k`` smallest-compute runs (a run is a value of the ``run`` column, or a
           row without one); ``k = 1`` passes ``min_rows_per_family=1`` to the fit,
