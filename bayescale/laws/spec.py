@@ -275,6 +275,14 @@ class Law:
         new.__dict__.update(self.__dict__, parameters=params, source_text=None)
         return new
 
+    def with_scale(self, scale: str) -> Law:
+        """A copy whose scale (what extrapolation is measured in) is ``scale``, an expression over
+        the inputs such as ``"N"`` or ``"6 * N * D"``."""
+        new = object.__new__(Law)
+        new.__dict__.update(self.__dict__, source_text=None)
+        new.scale, new.scale_declared = new._scale(scale), True
+        return new
+
     def to_toml(self) -> str:
         """TOML text of this law (with the current pooling), readable by :meth:`from_toml`."""
         lines = [f"name = {_q(self.name)}"]
@@ -351,7 +359,7 @@ def catalogue_markdown() -> str:
         "N and D, the input of a one-input law, and otherwise the product of the inputs that are",
         "divided by their reference. Unscaled inputs (proportions, counts, rates, which may be zero)",
         "never enter it unless a law names them. Laws whose inputs fit none of these defaults declare",
-        "their scale (column *scale* below).",
+        "their scale (column *scale* below); `law.with_scale(\"N\")` measures another for one fit.",
         "",
         "This page is generated: `bayescale laws --markdown > models/README.md`.",
         "",

@@ -452,3 +452,12 @@ def test_bad_scale_is_named(scale, fragment):
     with pytest.raises(LawError, match="scale of law 'mixture'") as info:
         Law.from_toml(MIXTURE.format(scale=scale))
     assert fragment in str(info.value)
+
+
+def test_with_scale_names_another_scale_for_a_copy():
+    chin = Law.named("chinchilla")
+    by_size = chin.with_scale("N")
+    assert by_size.scale_input == "N" and chin.scale.text == "6 * N * D"
+    assert Law.from_toml(by_size.to_toml()).scale_input == "N"
+    with pytest.raises(LawError, match="uses unknown name"):
+        chin.with_scale("params")
