@@ -14,7 +14,7 @@ import warnings
 
 import pandas as pd
 
-from .errors import DataError, DiagnosticsWarning
+from .errors import DataError
 from .evaluate.backtest import LEVELS, Backtest, run_backtest
 from .evaluate.calibration import Calibration, CalibrationConfig, measure
 from .inference.config import SamplerConfig
@@ -67,7 +67,11 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
         bands and says why in ``fit.settings.extrapolation["skipped"]``, where ``True``
         raises.  A :class:`CalibrationConfig` sets the nested backtest; a
         :class:`Calibration` is kept as given; ``False`` gives law-only bands.  The
-        nested fits' verdicts are in ``fit.settings.nested``.
+        nested fits' verdicts are in ``fit.settings.nested_table()``; a nested fit that
+        fails the diagnostics gate is left out of the calibration, or with fewer than two
+        passing the bands fall back to a wider default
+        (:mod:`bayescale.evaluate.calibration`); ``fit.settings.extrapolation["basis"]``
+        says which, and a :class:`~bayescale.errors.DiagnosticsWarning` kept in ``fit.warnings`` says why.
     **settings
         Any field of :class:`SamplerConfig` (``chains``, ``warmup``, ``draws``, ``seed``,
         ``target_accept``, ...) or of :class:`ModelConfig` (``likelihood``, ...), applied
@@ -110,12 +114,10 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
         return result
     result.settings = result.settings.with_(extrapolation=cal.record(), nested=cal.nested)
     failed = cal.failed_nested()
-    if failed:
-        which = "; ".join("origin {origin}: {reason}".format(**row) for row in failed)
-        warnings.warn(DiagnosticsWarning(
-            f"{len(failed)} of {len(cal.nested)} nested calibration fits failed the diagnostics gate "
-            f"({which}): the widening of "
-            f"the bands beyond the data rests partly on them (fit.settings.nested)."), stacklevel=2)
+    # failed nested fits are left out, or the fallback band used: kept with the fit and said once
+    result.warnings = [*result.warnings, *cal.notes]
+    for note in cal.notes:
+        warnings.warn(note.category(str(note)), stacklevel=2)
     if progress:
         print(f"calibrated: rate {cal.rate:.4g} per decade, reach {cal.reach:.2f} decades; nested fits "
               f"{len(cal.nested) - len(failed)} of {len(cal.nested)} passed", file=sys.stderr)
@@ -203,7 +205,7 @@ def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mea
         - ``"largest-size"``: every row at the largest model size (the column of
           input ``N``, the only input of a one-input law, or ``size``).
         - ``"largest-compute"``: the share ``frac`` of rows with the largest
-          compute (the product of the law's inputs, e.g. N x D).
+          compute (the law's scale, :attr:`bayescale.Law.scale`: 6·N·D for N and D).
         - ``("leave-family-out", family, k)``: every run of ``family`` except its
           ``k`` smallest-compute runs (a run is a value of the ``run`` column, or a
           row without one); ``k = 1`` passes ``min_rows_per_family=1`` to the fit,

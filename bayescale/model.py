@@ -47,7 +47,7 @@ import numpyro.distributions as dist
 from numpyro.handlers import reparam
 from numpyro.infer.reparam import LocScaleReparam
 
-from .data.design import Design
+from .data.design import DUPLICATES, Design
 from .errors import LawError
 from .laws.spec import Law
 
@@ -109,6 +109,10 @@ class ModelConfig:
         what the others teach.
     check_units : bool
         Refuse an input that looks like mixed units within a family (7 and 7e9).
+    duplicates : {"keep", "drop"}
+        Rows equal in every column the fit uses are replicates of one configuration:
+        ``"keep"`` counts each (and says so once), ``"drop"`` keeps the first of each
+        (see :func:`bayescale.data.design.prepare`).
 
     Examples
     --------
@@ -120,8 +124,11 @@ class ModelConfig:
     parameterization: str = "auto"
     min_rows_per_family: int = 2
     check_units: bool = True
+    duplicates: str = "keep"
 
     def __post_init__(self):
+        if self.duplicates not in DUPLICATES:
+            raise LawError(f"duplicates={self.duplicates!r}; choose one of {DUPLICATES}.")
         if self.likelihood not in LIKELIHOODS:
             raise LawError(f"likelihood={self.likelihood!r}; choose one of {LIKELIHOODS}.")
         key = str(self.parameterization).replace("centered", "centred")

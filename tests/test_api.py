@@ -89,13 +89,30 @@ def test_law_only_and_given_calibrations_run_no_backtest(df, recorder):
     assert calls == []
 
 
-def test_failed_nested_fits_are_recorded_and_said(df, recorder):
-    _, nested = recorder
-    nested[0] = ({"origin": 0, "rows": 9, "verdict": "failed", "reason": "rhat", "seconds": 1.0},
-                 {"origin": 1, "rows": 14, "verdict": "passed", "reason": "", "seconds": 1.0})
-    with pytest.warns(bs.DiagnosticsWarning, match=r"1 of 2 nested calibration fits .*origin 0: rhat"):
+def test_failed_nested_fits_are_recorded_and_said(df, monkeypatch):
+    """What the calibration says of its failed nested fits is kept on the fit and said once."""
+    note = bs.FitWarning("calibration_dropped", "1 of 2 calibration fits failed the diagnostics gate "
+                         "(origin 0: R-hat up to 1.9 for shared alpha)", bs.DiagnosticsWarning)
+    nested = ({"origin": 0, "fit": "calibration fit at origin 0 (9 rows)", "rows": 9, "verdict": "failed",
+               "reason": "R-hat up to 1.9 for shared alpha", "used": False, "seconds": 1.0},
+              {"origin": 1, "fit": "calibration fit at origin 1 (14 rows)", "rows": 14, "verdict": "passed",
+               "reason": "", "used": True, "seconds": 1.0})
+
+    def measure(df, req, **options):
+        cal = calibration(nested)
+        cal.basis, cal.notes = "passed", (note,)
+        return cal
+
+    monkeypatch.setattr(api, "measure", measure)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         fit = bs.fit(df, "power", **TINY)
-    assert fit.settings.nested == nested[0]
+    said = [str(w.message) for w in caught if issubclass(w.category, bs.DiagnosticsWarning)]
+    assert said.count(str(note)) == 1
+    assert note in fit.warnings and fit.settings.extrapolation["basis"] == "passed"
+    assert fit.settings.nested == nested
+    table = fit.settings.nested_table()
+    assert table["used"].tolist() == [False, True] and table["verdict"][0] == "failed"
 
 
 def test_data_too_narrow_fall_back_under_auto_and_raise_under_true(df, monkeypatch):

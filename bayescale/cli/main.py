@@ -383,7 +383,7 @@ def _fit_inputs(args) -> tuple[pd.DataFrame, dict]:
         warmup=args.warmup, draws=args.draws, device=args.device,
         parameterization=args.parameterization.replace("centered", "centred"),
         progress=_progress(args), min_rows_per_family=args.min_rows_per_family,
-        check_units=not args.no_unit_check)
+        check_units=not args.no_unit_check, duplicates="drop" if args.drop_duplicates else "keep")
     return df, kwargs
 
 
@@ -773,6 +773,9 @@ def _add_fit_arguments(p) -> None:
     p.add_argument("--no-unit-check", action="store_true",
                    help="do not refuse an input that spans more than 6 decades with a 3-decade gap "
                         "within a family (the sign of values in mixed units, e.g. 7 and 7e9)")
+    p.add_argument("--drop-duplicates", action="store_true",
+                   help="keep only the first of rows equal in every column the fit uses (by default "
+                        "they are kept as replicates of one configuration, with a warning)")
 
 
 def build_parser() -> argparse.ArgumentParser:

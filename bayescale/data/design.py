@@ -26,6 +26,7 @@ _SHOW = 5  # offending rows listed in a message
 MIXED_UNITS_DECADES = 6.0  # an input spanning more decades than this within a family ...
 MIXED_UNITS_GAP = 3.0  # ... with an empty gap this wide looks like mixed units (7 and 7e9)
 SCHEDULE_MIN_ROWS = 3  # fewer rows per run than this leave a derived input mostly interpolated
+DUPLICATES = ("keep", "drop")
 
 
 @dataclass
@@ -164,17 +165,25 @@ def input_mapping(law: Law, x) -> dict:
 
 
 def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
-            min_rows_per_family: int = 2, check_units: bool = True) -> Design:
+            min_rows_per_family: int = 2, check_units: bool = True, duplicates: str = "keep") -> Design:
     """Validate ``df`` for ``law`` and return a :class:`Design`.
+
+    Rows equal in every column the fit uses (outcome, inputs, group, run, se) are
+    replicates of one configuration (a base model and its fine-tune with the same
+    score, two data mixes with the same loss): ``duplicates="keep"`` (the default)
+    keeps each as an observation and says so once (a ``replicates``
+    :class:`~bayescale.errors.DesignWarning`); ``"drop"`` keeps the first of each.
 
     Raises
     ------
     DataError
         Missing or misspelled columns, non-numeric or non-finite values, zero or
-        negative values where a log is taken, accuracies outside [0, 1], a family with too few rows, exact
-        duplicate rows without a run column, an input that looks like mixed units
-        within a family (unless ``check_units=False``).
+        negative values where a log is taken, accuracies outside [0, 1], a family with too few
+        rows, an input that looks like mixed units within a family (unless ``check_units=False``).
     """
+    if duplicates not in DUPLICATES:
+        raise DataError(f"duplicates={duplicates!r}; choose 'keep' (replicates count as observations) "
+                        f"or 'drop' (keep the first of rows equal in every column the fit uses).")
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(df).__name__}.")
     if len(df) == 0:
@@ -185,6 +194,9 @@ def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
     for col in used:
         require_column(df, col)
     frame = df[list(dict.fromkeys(used))].copy()
+    repeats = frame.duplicated(keep="first").to_numpy()
+    if duplicates == "drop":
+        frame, repeats = frame.loc[~repeats], np.zeros(int((~repeats).sum()), dtype=bool)
 
     yv = outcome_column(frame, y, law)
     families, fidx = _codes(frame, group, default=ALL)
@@ -206,14 +218,12 @@ def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
                 continue
             for f, name in enumerate(families):
                 units_look_mixed(inputs[k][fidx == f], col, name if group is not None else None)
-    if run is None:
-        _check_duplicates(frame, [y, *xmap.values(), *([group] if group else [])])
 
     refs = {k: float(np.exp(np.mean(np.log(v)))) if _scaled(law, k) else 1.0
             for k, v in inputs.items()}
     design = Design(yv, inputs, refs, families, fidx, runs, ridx, se_log, columns, frame,
                     outcome=law.outcome, resolution=resolution)
-    design.warnings = design_warnings(design, law)
+    design.warnings = design_warnings(design, law) + replicates(frame, repeats)
     return design
 
 
@@ -319,6 +329,23 @@ def law_inputs(law: Law, frame: pd.DataFrame, xmap: dict, group=None, run=None) 
     return out
 
 
+def scale_values(law: Law, frame: pd.DataFrame, xmap: dict, group=None, run=None) -> np.ndarray:
+    """The law's scale (:attr:`~bayescale.Law.scale`, e.g. compute ``6 * N * D``) of each row.
+
+    Extrapolation is measured in decades of it, so it must be > 0 on every row;
+    unscaled inputs (a proportion that may be 0) enter it only if the law names them.
+    """
+    values = law.scale_of(law_inputs(law, frame, xmap, group, run))
+    bad = ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        shown = ", ".join(f"row {i!r}" for i in frame.index[np.flatnonzero(bad)[:_SHOW]])
+        raise DataError(f"the scale of law '{law.name}' ({law.scale.text}), which extrapolation "
+                        f"distance is measured in, is not > 0 at {shown}; fix or drop those rows, or "
+                        f"declare a scale of inputs that are always > 0 (e.g. scale = \"{law.inputs[0]}\") "
+                        f"in the law spec.")
+    return values
+
+
 def design_warnings(design: Design, law: Law) -> list[FitWarning]:
     """Warnings about what this design can and cannot identify."""
     out = []
@@ -350,6 +377,63 @@ def design_warnings(design: Design, law: Law) -> list[FitWarning]:
                 f"famil{'y' if len(small) == 1 else 'ies'} {small} ha{'s' if len(small) == 1 else 've'} "
                 f"no more rows than the {varying} family-level parameter(s); their values lean on "
                 f"the population (partial pooling) or on the prior."), DesignWarning))
+    return out + identifiability(design, law)
+
+
+def _constant_within(codes: np.ndarray, values: np.ndarray) -> bool:
+    """Whether ``values`` is one value within each code (a function of it), with several values."""
+    pairs = pd.DataFrame({"code": codes, "value": values}).drop_duplicates()
+    return pairs["value"].nunique() > 1 and not pairs["code"].duplicated().any()
+
+
+def identifiability(design: Design, law: Law) -> list[FitWarning]:
+    """Run and family effects the data cannot tell apart from noise or from an input.
+
+    Checked before sampling, since such a fit does not fail fast: on checkpoint
+    data with one run per model size, ``run=`` gave R-hat 1.9-2.0 after 12-15
+    minutes.  Warns (a :class:`~bayescale.errors.DesignWarning`) with the reason
+    and what to do instead.
+    """
+    out, cols = [], design.columns
+    mapped = [k for k in cols["x"] if k in design.inputs and _scaled(law, k)]
+    if design.runs and len(design.runs) > 1:
+        run, ridx = cols["run"], design.run_idx
+        if np.bincount(ridx, minlength=len(design.runs)).max() == 1:
+            out.append(FitWarning("run_one_row", (
+                f"every run (column '{run}') has a single row, so a run's offset cannot be told from "
+                f"observation noise: sigma_run and sigma trade off. Drop run= (the rows still count as "
+                f"observations), or give each run several rows (checkpoints, evaluations)."),
+                DesignWarning))
+        else:
+            for k in mapped:
+                # each run at one value of k, and no two runs of a family at the same value
+                sole = not pd.DataFrame({"f": design.family_idx, "v": design.inputs[k], "r": ridx}) \
+                    .drop_duplicates().duplicated(["f", "v"]).any()
+                if sole and _constant_within(ridx, design.inputs[k]):
+                    out.append(FitWarning("run_confounded", (
+                        f"each run (column '{run}') is observed at a single {k} (column "
+                        f"'{cols['x'][k]}') and no other run shares it, so a run's offset cannot be told "
+                        f"from the effect of {k}: the run effects and the law's {k} terms trade off "
+                        f"(strongly correlated, R-hat near 2 on checkpoint data). Drop run= (every row "
+                        f"still counts), or add runs (seeds) at the same {k}."), DesignWarning))
+                    break
+    varying = [n for n, p in law.parameters.items() if p.pool != "shared"]
+    group = cols["group"]
+    if group is not None and design.n_families > 1 and varying:
+        if np.bincount(design.family_idx, minlength=design.n_families).max() == 1:
+            out.append(FitWarning("group_one_row", (
+                f"every family (column '{group}') has a single row, so its family-level parameters "
+                f"({', '.join(varying)}) cannot be told from observation noise. Use a different grouping "
+                f"(or none)."), DesignWarning))
+        else:
+            for k in mapped:
+                if _constant_within(design.family_idx, design.inputs[k]):
+                    out.append(FitWarning("group_confounded", (
+                        f"column '{group}' fixes input {k} (column '{cols['x'][k]}'): each family is "
+                        f"observed at a single {k}, so the per-family parameters ({', '.join(varying)}) "
+                        f"absorb the effect of {k} and its exponent rests on the prior. Use a different "
+                        f"grouping (or none), or pool those parameters as shared."), DesignWarning))
+                    break
     return out
 
 
@@ -448,11 +532,14 @@ def _check_families(frame, group, fidx, families, minimum: int) -> None:
         )
 
 
-def _check_duplicates(frame: pd.DataFrame, cols: list) -> None:
-    dup = frame.duplicated(subset=cols, keep=False).to_numpy()
-    if dup.any():
-        idx = list(frame.index[dup][:_SHOW])
-        raise DataError(
-            f"rows {idx} are exact duplicates (same inputs and outcome) and there is no run "
-            f"column. If they are separate seeds, pass run='<seed column>'; otherwise drop the copies."
-        )
+def replicates(frame: pd.DataFrame, repeats: np.ndarray) -> list[FitWarning]:
+    """One note when rows repeat another row in every column the fit uses (kept as replicates)."""
+    if not repeats.any():
+        return []
+    same = frame.duplicated(keep=False).to_numpy()
+    labels = list(frame.index[same][:_SHOW])
+    return [FitWarning("replicates", (
+        f"{int(repeats.sum())} row(s) repeat another row in every column the fit uses (e.g. rows "
+        f"{labels}); each is kept as a replicate of one configuration and counts as an observation. "
+        f"If they are copies of one measurement, pass duplicates='drop' (command line: "
+        f"--drop-duplicates)."), DesignWarning)]

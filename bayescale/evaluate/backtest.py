@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..data.design import input_mapping, require_column
+from ..data.design import input_mapping, require_column, scale_values
 from ..errors import DataError
 from ..laws.spec import resolve
 from ..result.predictive import KINDS, check_levels, level_label, terms
@@ -97,17 +97,18 @@ def _size_column(xmap: dict) -> str:
                     f"or a callable split.")
 
 
-def _compute(df: pd.DataFrame, xmap: dict) -> np.ndarray:
-    """Compute proxy of each row: the product of the law's inputs (6·N·D up to the 6)."""
-    out = np.ones(len(df))
-    for col in xmap.values():
-        out = out * pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
-    return out
+def _compute(df: pd.DataFrame, law, xmap: dict, group=None, run=None) -> np.ndarray:
+    """The law's scale of each row (:attr:`~bayescale.Law.scale`: compute 6·N·D for N and D)."""
+    return scale_values(law, df, xmap, group if group in df else None, run if run in df else None)
 
 
 def heldout_mask(df: pd.DataFrame, split, xmap: dict, group: str | None, run: str | None,
-                 size: str | None = None, frac: float = 0.2) -> tuple[np.ndarray, str, dict]:
-    """The rows ``split`` holds out, a description, and extra ``bs.fit`` settings it needs."""
+                 size: str | None = None, frac: float = 0.2, law=None) -> tuple[np.ndarray, str, dict]:
+    """The rows ``split`` holds out, a description, and extra ``bs.fit`` settings it needs.
+
+    ``law`` (a :class:`~bayescale.Law`) says what compute is (its scale); the splits that
+    need compute require it.
+    """
     extra = {}
     if callable(split):
         mask = np.asarray(split(df))
@@ -124,10 +125,10 @@ def heldout_mask(df: pd.DataFrame, split, xmap: dict, group: str | None, run: st
     elif isinstance(split, str) and split == "largest-compute":
         if not 0 < frac < 1:
             raise DataError(f"frac={frac}: the share of rows held out must lie strictly between 0 and 1.")
-        compute = _compute(df, xmap)
+        compute = _compute(df, law, xmap, group, run)
         cut = np.quantile(compute, 1 - frac)
         mask = compute >= cut
-        what = f"largest-compute (top {frac:.0%} of rows by {' x '.join(xmap.values())}, >= {cut:.3g})"
+        what = f"largest-compute (top {frac:.0%} of rows by {law.scale.text}, >= {cut:.3g})"
     elif isinstance(split, tuple) and len(split) == 3 and split[0] == "leave-family-out":
         _, family, k = split
         if group is None:
@@ -141,7 +142,8 @@ def heldout_mask(df: pd.DataFrame, split, xmap: dict, group: str | None, run: st
         # a run's compute is that of its last (largest-compute) row; rows are runs without a run column
         sub = df.loc[rows]
         runs = sub[run].astype(str).to_numpy() if run is not None else np.arange(len(sub)).astype(str)
-        compute = pd.Series(_compute(sub, xmap)).groupby(runs).max().sort_values(kind="stable")
+        compute = pd.Series(_compute(sub, law, xmap, group, run)).groupby(runs).max()
+        compute = compute.sort_values(kind="stable")
         keep = set(compute.index[:k])
         mask = rows.copy()
         mask[np.flatnonzero(rows)[np.isin(runs, list(keep))]] = False
@@ -217,8 +219,8 @@ def run_backtest(df: pd.DataFrame, req, split="largest-size", kind="mean", level
     if callable(discrepancy) and split != "rolling":
         raise DataError("a discrepancy measured per origin needs split='rolling'.")
     if isinstance(split, str) and split == "rolling":
-        return _rolling(df, req, cuts, kinds, levels, seed, discrepancy, executor, xmap, group)
-    mask, what, extra = heldout_mask(df, split, xmap, group, run, size, frac)
+        return _rolling(df, req, cuts, kinds, levels, seed, discrepancy, executor, xmap, group, run)
+    mask, what, extra = heldout_mask(df, split, xmap, group, run, size, frac, resolve(req.law))
     if "min_rows_per_family" in extra:
         req = req.with_(model={"min_rows_per_family": min(req.model.min_rows_per_family,
                                                           extra["min_rows_per_family"])})
@@ -237,12 +239,11 @@ def origins(compute: np.ndarray, cuts: int) -> np.ndarray:
     return np.unique(np.quantile(logc, np.linspace(*ROLLING, cuts), method="lower"))
 
 
-def _rolling(df, req, cuts, kinds, levels, seed, discrepancy, executor, xmap, group):
-    compute = _compute(df, xmap)
-    if not np.all(np.isfinite(compute) & (compute > 0)):
-        bad = int(np.flatnonzero(~(np.isfinite(compute) & (compute > 0)))[0])
-        raise DataError(f"rolling backtest: row {df.index[bad]!r} has no positive compute "
-                        f"({' x '.join(xmap.values())}); fix or drop it.")
+def _rolling(df, req, cuts, kinds, levels, seed, discrepancy, executor, xmap, group, run=None):
+    try:
+        compute = _compute(df, resolve(req.law), xmap, group, run)
+    except DataError as err:
+        raise DataError(f"rolling backtest: {err}") from None
     logc = np.log10(compute)
     least = req.model.min_rows_per_family
     frames, tests, edges = [], [], []

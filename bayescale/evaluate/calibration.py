@@ -57,6 +57,32 @@ against the future run from the past, in the spirit of leave-future-out
 validation (Bürkner, Gabry & Vehtari 2020, arXiv:1902.06281); the rate it finds
 assumes the law errs beyond the full data as it erred beyond the part held in.
 
+Distances are decades of the law's scale (:attr:`bayescale.Law.scale`: compute
+``6 * N * D`` for a law of N and D, the input of a one-input law, or what the
+law's spec declares), never of inputs that are proportions or counts.
+
+A nested fit that diverges, explores the energy poorly (E-BFMI) or whose chains
+disagree grossly (R-hat above :data:`NESTED_RHAT_MAX`) is left out (verdict
+``"failed"``): the rate is measured from the other origins.  One that misses the
+gate only by an effective sample size below 400 or an R-hat up to
+:data:`NESTED_RHAT_MAX` is kept (verdict ``"imprecise"``): the nested fits are short
+on purpose (2 chains of 500 draws), and the bands' widths, all the calibration
+takes from them, are then imprecise by a few percent, not biased (on the
+well-specified ladder of the tests every nested fit of 2 x 300 draws had R-hat
+1.01-1.06 and ESS 50-160, and only the smallest, with divergences, missed by far).
+When fewer than
+:data:`MIN_ORIGINS` remain (and some were left out), too few are left to measure
+the rate, so the calibration falls back to a wider band: the rate estimated from
+every origin but
+at least :data:`FALLBACK_RATE` per decade (about 5% of the outcome per decade on
+the log link), with Student-t tails of 2 degrees of freedom.  ``basis`` says which
+happened (``"all"``, ``"passed"`` or ``"fallback"``), a
+:class:`~bayescale.errors.DiagnosticsWarning` says why, and ``nested_table()``
+lists every nested fit (origin, fit, rows, verdict, reason, used, seconds); a fit
+keeps the same table as ``fit.settings.nested_table()``.  Warnings raised inside a
+nested fit are re-emitted naming it ("calibration fit at origin 1 (20 rows, up to
+6 * N * D = 3.2e+19)"), parameters fitted per family named as such.
+
 Examples
 --------
 >>> import bayescale as bs
@@ -75,11 +101,19 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize, minimize_scalar
 
-from ..errors import DataError
-from ..inference.gate import GATE_KINDS
+from ..errors import DataError, DiagnosticsWarning, FitWarning
+from ..inference.gate import ESS_MIN, GATE_KINDS, RHAT_MAX
+from ..laws.spec import resolve
 from ..result.fitting import request
+from ..result.settings import nested_table
 
 TAILS = ("student", "normal")
+BASES = ("all", "passed", "fallback")
+MIN_ORIGINS = 2  # passing nested fits needed to measure the rate from them alone
+FALLBACK_RATE = 0.05  # link-scale sd per decade of the fallback band (about 5% per decade on a log link)
+FALLBACK_DOF = 2.0  # Student-t degrees of freedom of the fallback band (the heaviest used)
+UNUSABLE = frozenset({"divergences", "bfmi"})  # gate failures that leave a nested fit out
+NESTED_RHAT_MAX = 1.05  # ... as does an R-hat above this (the gate's own limit is 1.01)
 
 
 @dataclass(frozen=True)
@@ -148,6 +182,18 @@ class Calibration:
         Degrees of freedom of the Student-t that the error is drawn from: the number
         of origins (at least 2), since the rate is learned from that many misfits;
         None for normal tails.
+    nested : tuple of dict
+        One row per nested fit: ``origin``, ``fit`` (which nested fit: origin, rows,
+        frontier), ``rows``, ``verdict`` (``"passed"``, ``"imprecise"`` or ``"failed"``:
+        see the module docstring), ``reason`` (what
+        failed, parameters fitted per family named as such), ``used`` (whether its
+        forecasts entered the calibration) and ``seconds``; see :meth:`nested_table`.
+    basis : {"all", "passed", "fallback"}
+        What the rate was measured from: every origin; the origins whose nested fits
+        passed the gate (the others dropped); or, with fewer than :data:`MIN_ORIGINS`
+        passing, the fallback band (see the module docstring).
+    notes : tuple of FitWarning
+        What a fit keeps and says about the nested fits (dropped or fallback).
     """
 
     rate: float
@@ -159,6 +205,8 @@ class Calibration:
     curvature: float = 0.0
     dof: float | None = None
     nested: tuple = field(default=(), repr=False)
+    basis: str = "all"
+    notes: tuple = field(default=(), repr=False)
 
     def __repr__(self) -> str:
         curve = f" curvature={self.curvature:.4g} per decade^2" if self.curvature else ""
@@ -171,11 +219,16 @@ class Calibration:
         """What a fit keeps of the calibration (plain numbers, saved with the fit)."""
         return {"rate": self.rate, "bias": self.bias, "curvature": self.curvature, "dof": self.dof,
                 "reach": self.reach, "rows": int(len(self.rows)),
-                "origins": int(self.rows["origin"].nunique())}
+                "origins": int(self.rows["origin"].nunique()), "basis": self.basis}
 
     def failed_nested(self) -> list:
-        """The nested fits (rows of ``nested``) that failed the diagnostics gate."""
+        """The nested fits (rows of ``nested``) that did not pass the diagnostics gate (those kept
+        as ``"imprecise"`` included)."""
         return [row for row in self.nested if row["verdict"] != "passed"]
+
+    def nested_table(self) -> pd.DataFrame:
+        """The nested fits as a table: origin, fit, rows, verdict, reason, used, seconds."""
+        return nested_table(self.nested)
 
 
 def errors(fit, rows: pd.DataFrame, kind: str = "new_run", seed: int = 0) -> pd.DataFrame:
@@ -295,29 +348,145 @@ def calibrate(df: pd.DataFrame, law="chinchilla", split="rolling", cuts: int = 3
 
 def measure(df: pd.DataFrame, req, split="rolling", cuts: int = 3, frac: float = 0.2,
             kind: str = "new_run", seed: int = 0, executor=None, bias: bool = False,
-            curvature: bool = True, tails: str = "student") -> Calibration:
-    """:func:`calibrate` with the fits that ``req`` (a :class:`~bayescale.result.fitting.Request`) makes."""
+            curvature: bool = True, tails: str = "student", emit: bool = True) -> Calibration:
+    """:func:`calibrate` with the fits that ``req`` (a :class:`~bayescale.result.fitting.Request`) makes.
+
+    Nested fits that fail the diagnostics gate are left out, or the fallback band is
+    used (see the module docstring); ``emit`` re-emits the nested fits' warnings, each
+    naming its fit, and the note on what was left out.
+    """
     from .backtest import run_backtest
 
     if split != "rolling":
         bt = run_backtest(df, req, split=split, kind=kind, frac=frac, seed=seed)
         return discrepancy_rate(bt.fit, df.loc[bt.held_out], kind, seed, bias, curvature, tails)
-    bt = run_backtest(df, req, split="rolling", kind=kind, cuts=cuts, seed=seed, executor=executor)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # re-emitted below, each naming its nested fit
+        bt = run_backtest(df, req, split="rolling", kind=kind, cuts=cuts, seed=seed, executor=executor)
+    scale = resolve(req.law).scale
+    frontiers = bt.per_target.groupby("cut")["frontier"].first()
+    nested = [nested_record(k, f, frontiers.get(k), scale.text if scale is not None else "compute")
+              for k, f in enumerate(bt.fits)]
     parts = []
     for origin, fitted in enumerate(bt.fits):
         rows = bt.per_target.loc[bt.per_target["cut"] == origin, "row"].unique()
         parts.append(errors(fitted, df.loc[rows], kind, seed).assign(origin=origin))
-    calibration = estimate(pd.concat(parts, ignore_index=True), bt.fit, bias, curvature, tails)
-    calibration.nested = tuple(nested_record(k, f) for k, f in enumerate(bt.fits))
+    passed = [k for k, f in enumerate(bt.fits) if usable(f)]
+    failed = [row for row in nested if row["verdict"] == "failed"]
+    if not failed:
+        basis, used = "all", list(range(len(parts)))
+    elif len(passed) >= MIN_ORIGINS:
+        basis, used = "passed", passed
+    else:
+        basis, used = "fallback", list(range(len(parts)))
+    calibration = estimate(pd.concat([parts[k] for k in used], ignore_index=True), bt.fit, bias,
+                           curvature, tails)
+    if basis == "fallback":
+        calibration.rate = max(calibration.rate, FALLBACK_RATE)
+        calibration.dof = FALLBACK_DOF if tails == "student" else None
+    for row in nested:
+        row["used"] = basis != "passed" or row["origin"] in passed
+    calibration.nested, calibration.basis = tuple(nested), basis
+    calibration.notes = tuple(_notes(nested, basis, len(passed)))
+    if emit:
+        _reemit(caught, bt.fits, nested)
+        for note in calibration.notes:
+            warnings.warn(note.category(str(note)), stacklevel=2)
     return calibration
 
 
-def nested_record(origin: int, fit) -> dict:
-    """One row of the table of nested fits a calibration keeps: origin, verdict, reason, seconds."""
-    return {"origin": origin, "rows": int(len(fit.design.y)), "verdict": "passed" if fit.ok else "failed",
-            "reason": "; ".join(w.kind for w in fit.warnings if w.kind in GATE_KINDS),
-            "seconds": fit.settings.seconds}
+def _notes(nested: list, basis: str, passed: int) -> list[FitWarning]:
+    """What the calibration says of its failed nested fits: left out, or the fallback band used."""
+    failed = [row for row in nested if row["verdict"] == "failed"]
+    if not failed:
+        return []
+    which = "; ".join(f"origin {row['origin']}: {row['reason']}" for row in failed)
+    where = "(fit.settings.nested_table())"
+    if basis == "passed":
+        return [FitWarning("calibration_dropped", (
+            f"{len(failed)} of {len(nested)} calibration fits failed the diagnostics gate ({which}); "
+            f"they are left out and the widening of the bands beyond the data is measured from the "
+            f"other {passed} {where}."), DiagnosticsWarning)]
+    return [FitWarning("calibration_fallback", (
+        f"{len(failed)} of {len(nested)} calibration fits failed the diagnostics gate ({which}), "
+        f"leaving {passed}, too few to measure the law's error beyond the data; the bands are widened "
+        f"by the fallback instead: at least {FALLBACK_RATE:g} per decade on the link scale, with "
+        f"Student-t tails of {FALLBACK_DOF:g} degrees of freedom {where}. More warm-up and draws for "
+        f"the nested fits (CalibrationConfig(draws=...)) may let them pass."), DiagnosticsWarning)]
+
+
+def _reemit(caught: list, fits: list, nested: list) -> None:
+    """Re-emit the warnings of the nested fits, each naming the fit(s) it comes from."""
+    own = {}
+    for row, fitted in zip(nested, fits):
+        for w in fitted.warnings:
+            text = row["reason"] if w.kind in GATE_KINDS else w.message
+            key = (w.category, f"[{w.kind}] failed the diagnostics gate: {text}" if w.kind in GATE_KINDS
+                   else str(w))
+            own.setdefault(key, []).append(row)
+    known = {str(w) for f in fits for w in f.warnings}
+    for (category, text), rows in own.items():
+        names = rows[0]["fit"] if len(rows) == 1 else (
+            f"calibration fits at origins {', '.join(str(r['origin']) for r in rows)}")
+        warnings.warn(category(f"{names}: {text}"), stacklevel=3)
+    for w in caught:  # anything else raised while the nested fits ran (e.g. a schedule note)
+        if str(w.message) not in known:
+            warnings.warn(w.category(f"calibration fits: {w.message}"), stacklevel=3)
+
+
+def nested_record(origin: int, fit, frontier=None, scale: str = "compute") -> dict:
+    """One row of the table of nested fits a calibration keeps: origin, fit, rows, verdict, reason,
+    seconds (``used`` is added by :func:`measure`)."""
+    rows = int(len(fit.design.y))
+    upto = f", up to {scale} = {frontier:.3g}" if frontier is not None else ""
+    return {"origin": origin, "fit": f"calibration fit at origin {origin} ({rows} rows{upto})",
+            "rows": rows, "verdict": "passed" if fit.ok else "imprecise" if usable(fit) else "failed",
+            "reason": failure(fit), "seconds": fit.settings.seconds}
+
+
+def usable(fit) -> bool:
+    """Whether a nested fit's forecasts may enter the calibration (see the module docstring)."""
+    if any(w.kind in UNUSABLE for w in fit.warnings):
+        return False
+    return not (fit.diagnostics["r_hat"] > NESTED_RHAT_MAX).any()  # NaN with one chain: not checked
+
+
+def failure(fit) -> str:
+    """What failed the gate in ``fit``, in words, naming shared and per-family parameters as such."""
+    parts = []
+    for w in fit.warnings:
+        if w.kind not in GATE_KINDS:
+            continue
+        diag = fit.diagnostics
+        if w.kind == "rhat":
+            bad = diag.index[~(diag["r_hat"] <= RHAT_MAX)]
+            parts.append(f"R-hat up to {diag['r_hat'].max():.3g} for {_parameters(fit, bad)}")
+        elif w.kind.startswith("ess_"):
+            col = w.kind
+            bad = diag.index[~(diag[col] >= ESS_MIN)]
+            parts.append(f"{col.replace('_', ' ')} down to {diag[col].min():.0f} for {_parameters(fit, bad)}")
+        else:
+            parts.append(w.kind)
+    return "; ".join(parts)
+
+
+def _parameters(fit, names) -> str:
+    """Gate table names (``E[f0]``, ``alpha[f0]``, ``sigma``) as parameters: shared ones once, the
+    ones fitted per family with their families."""
+    families = {}
+    for name in names:
+        base, _, family = str(name).partition("[")
+        families.setdefault(base, []).append(family.rstrip("]"))
+    out = []
+    for base, where in families.items():
+        if base not in fit.law.parameters:
+            out.append(base)  # a population, noise or run-effect scale
+        elif fit.design.n_families > 1 and fit.structure.pool(base) != "shared":
+            out.append(f"per-family {base} ({', '.join(where)})")
+        else:
+            out.append(f"shared {base}" if fit.design.n_families > 1 else base)
+    return ", ".join(out)
 
 
 __all__ = ["Calibration", "CalibrationConfig", "calibrate", "discrepancy_rate", "errors", "estimate",
-           "measure"]
+           "failure", "measure", "nested_record"]

@@ -23,6 +23,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import LawError
@@ -96,13 +97,19 @@ class Law:
     schedule : dict, optional
         Per-row columns that derived inputs are computed from, name -> description;
         must include ``step``, which orders the rows of a run.
+    scale : str, optional
+        What extrapolation distance is measured in (:attr:`scale`): an expression
+        over the inputs, e.g. ``"6 * N * D"`` (compute) or ``"N"``.  By default
+        compute ``6 * N * D`` for a law with inputs ``N`` and ``D``, the input of
+        a one-input law, and otherwise the product of the inputs divided by their
+        reference (never an unscaled input: a proportion, a count, a rate).
     citation, description, title, notes : str
         Documentation; ``notes`` says how the notation differs from the paper.
     """
 
     def __init__(self, name, formula, inputs, parameters, report=None, citation="",
                  description="", title="", notes="", source_text=None, outcome="positive",
-                 schedule=None):
+                 schedule=None, scale=None):
         self.name = _identifier(name, "law name")
         self.title, self.citation = title, citation
         self.description, self.notes = description, notes
@@ -136,7 +143,42 @@ class Law:
             k: parse(v, names | refs, what=f"report formula '{k}' of law '{name}'")
             for k, v in (report or {}).items()
         }
+        self.scale_declared = scale is not None
+        self.scale: Formula | None = self._scale(scale)
         self.source_text = source_text
+
+    def _scale(self, text) -> Formula | None:
+        """The scale distance is measured in: declared, or the default (see the class docstring)."""
+        what = f"scale of law '{self.name}'"
+        if text is not None:
+            if not isinstance(text, str):
+                raise LawError(f"{what} must be an expression over the inputs such as \"6 * N * D\" "
+                               f"or \"N\", not {text!r}.")
+            scale = parse(text, set(self.input_specs), what=what)
+            if not scale.names & set(self.input_specs):
+                raise LawError(f"{what} {text!r} uses no input; name one or more of "
+                               f"{list(self.input_specs)}, e.g. scale = \"{self.inputs[0]}\".")
+            return scale
+        scaled = [k for k, i in self.input_specs.items() if i.scale == "reference"]
+        if {"N", "D"} <= set(scaled):
+            return parse("6 * N * D", set(scaled), what=what)
+        if len(self.input_specs) == 1:
+            return parse(self.inputs[0], set(self.input_specs), what=what)
+        return parse(" * ".join(scaled), set(scaled), what=what) if scaled else None
+
+    @property
+    def scale_input(self) -> str | None:
+        """The input the scale is, when it is one input alone (``"N"``); else None."""
+        text = self.scale.text if self.scale is not None else ""
+        return text if text in self.input_specs else None
+
+    def scale_of(self, inputs: dict):
+        """The law's scale (e.g. compute 6·N·D) at raw input values ``inputs`` (name -> array)."""
+        if self.scale is None:
+            raise LawError(f"law '{self.name}' has no scale to measure extrapolation in (all its inputs "
+                           f"are unscaled); declare one, e.g. scale = \"{self.inputs[0]}\".")
+        env = {k: np.asarray(v, dtype=float) for k, v in inputs.items() if k in self.scale.names}
+        return np.asarray(self.scale(env, np), dtype=float)
 
     def _input(self, key, spec) -> Input:
         _identifier(key, "input name")
@@ -183,7 +225,7 @@ class Law:
         if missing:
             raise LawError(f"{origin} lacks required key(s) {missing}.")
         known = {"name", "formula", "inputs", "parameters", "report", "citation",
-                 "description", "title", "notes", "outcome", "schedule"}
+                 "description", "title", "notes", "outcome", "schedule", "scale"}
         extra = sorted(set(spec) - known)
         if extra:
             raise LawError(f"{origin}: unknown key(s) {extra}; allowed are {sorted(known)}.")
@@ -233,6 +275,14 @@ class Law:
         new.__dict__.update(self.__dict__, parameters=params, source_text=None)
         return new
 
+    def with_scale(self, scale: str) -> Law:
+        """A copy whose scale (what extrapolation is measured in) is ``scale``, an expression over
+        the inputs such as ``"N"`` or ``"6 * N * D"``."""
+        new = object.__new__(Law)
+        new.__dict__.update(self.__dict__, source_text=None)
+        new.scale, new.scale_declared = new._scale(scale), True
+        return new
+
     def to_toml(self) -> str:
         """TOML text of this law (with the current pooling), readable by :meth:`from_toml`."""
         lines = [f"name = {_q(self.name)}"]
@@ -242,6 +292,8 @@ class Law:
                 lines.append(f"{key} = {_q(value)}")
         if self.outcome.kind != "positive":
             lines.append(f"outcome = {_q(self.outcome.kind)}")
+        if self.scale_declared:
+            lines.append(f"scale = {_q(self.scale.text)}")
         lines += ["", "[inputs]"]
         for i in self.input_specs.values():
             if i.scale == "reference" and i.derived is None:
@@ -298,12 +350,23 @@ def catalogue_markdown() -> str:
         "are computed per run from the schedule columns. Simulation-based calibration results are in",
         "[VALIDATION.md](VALIDATION.md).",
         "",
+        "## Scale",
+        "",
+        "Extrapolation distance (the `distance` column of forecasts, the decades that calibration",
+        "widens bands by, the rolling backtest's origins) is measured in decades of the law's *scale*,",
+        "the `scale` key of its spec: an expression over the inputs, e.g. `scale = \"6 * N * D\"`",
+        "(compute) or `scale = \"N\"`. Without the key it is compute `6 * N * D` for a law with inputs",
+        "N and D, the input of a one-input law, and otherwise the product of the inputs that are",
+        "divided by their reference. Unscaled inputs (proportions, counts, rates, which may be zero)",
+        "never enter it unless a law names them. Laws whose inputs fit none of these defaults declare",
+        "their scale (column *scale* below); `law.with_scale(\"N\")` measures another for one fit.",
+        "",
         "This page is generated: `bayescale laws --markdown > models/README.md`.",
         "",
         CATALOGUE_NOTE,
         "",
-        "| law | formula | inputs | outcome | source |",
-        "|---|---|---|---|---|",
+        "| law | formula | inputs | scale | outcome | source |",
+        "|---|---|---|---|---|---|",
     ]
     for name in law_names():
         law = Law.named(name)
@@ -313,7 +376,8 @@ def catalogue_markdown() -> str:
                 "unscaled" if i.scale == "none" else "")
             inputs.append(f"{i.name} ({note})" if note else i.name)
         cite = law.citation.split(",")[0] if law.citation else ""
-        cells = [f"**{law.name}**<br>{law.title}", f"`{law.formula.text}`", "; ".join(inputs),
+        scale = f"`{law.scale.text}`" if law.scale is not None else "-"
+        cells = [f"**{law.name}**<br>{law.title}", f"`{law.formula.text}`", "; ".join(inputs), scale,
                  law.outcome.kind, cite]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"

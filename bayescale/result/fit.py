@@ -154,9 +154,10 @@ class Fit:
         -------
         DataFrame
             The inputs, ``family``, ``mean``, ``median``, ``lo50``/``hi50``, ...,
-            ``distance`` (decades of compute beyond the family's data, or of the
-            farthest input when compute is unknown) and ``extrap_<input>`` (decades
-            outside the family's observed range; also ``extrap_C`` for N*D).
+            ``distance`` (decades of the law's scale beyond the family's data:
+            compute 6·N·D for N and D, see :attr:`bayescale.Law.scale`) and
+            ``extrap_<input>`` (decades outside the family's observed range; also
+            ``extrap_C`` for a scale that is not one input).
             A forecast beyond the calibration's ``reach`` warns
             (:class:`~bayescale.errors.ExtrapolationWarning`).  With ``draws=True``,
             the table and the draws.

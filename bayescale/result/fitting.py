@@ -116,7 +116,8 @@ def setup(df, law, cols: dict, pool, model: ModelConfig) -> tuple[Law, Design, S
     runtime.ensure()  # before any array reaches JAX: float64 and host devices apply only then
     law = resolve(law).with_pooling(pool)
     design = prepare(df, law, cols["y"], cols["x"], cols["group"], cols["run"], cols["se"],
-                     min_rows_per_family=model.min_rows_per_family, check_units=model.check_units)
+                     min_rows_per_family=model.min_rows_per_family, check_units=model.check_units,
+                     duplicates=model.duplicates)
     law, few = pool_few_families(law, design.n_families, set(pool or {}))
     design.warnings += few
     return law, design, structure(law, design, model.likelihood, model.parameterization), model_data(design)
@@ -126,7 +127,7 @@ def settings_of(law: Law, model: ModelConfig, sampler: SamplerConfig, **made) ->
     """The :class:`Settings` record of a fit of ``law`` with these options and what was chosen."""
     return Settings(law=law.name, likelihood=model.likelihood, parameterization=model.parameterization,
                     min_rows_per_family=model.min_rows_per_family, check_units=model.check_units,
-                    sampler=sampler, **made)
+                    duplicates=model.duplicates, sampler=sampler, **made)
 
 
 DEFAULT_MODEL, DEFAULT_SAMPLER = ModelConfig(), SamplerConfig()

@@ -58,8 +58,12 @@ def family_parameters(posterior, s: Structure, design: Design, family: str,
     return out
 
 
-def extrapolation(design: Design, inputs: dict, family: str) -> dict:
-    """Decades beyond the observed range of each input (and of N*D when both exist)."""
+def extrapolation(design: Design, inputs: dict, family: str, law=None) -> dict:
+    """Decades beyond the observed range of each input, and of the law's scale.
+
+    The scale (:attr:`bayescale.Law.scale`, e.g. compute ``6 * N * D``) gets its own
+    column ``extrap_C`` unless it is one input alone, whose column it then is.
+    """
     rows = design.family_idx == design.families.index(family) if family in design.families else None
     def decades(new, seen):
         seen = seen if rows is None else seen[rows]
@@ -68,8 +72,10 @@ def extrapolation(design: Design, inputs: dict, family: str) -> dict:
     # in decades, so only for inputs that are positive (an unscaled input may be 0)
     out = {f"extrap_{k}": decades(v, design.inputs[k]) for k, v in inputs.items()
            if np.all(design.inputs[k] > 0) and np.all(v > 0)}
-    if {"N", "D"} <= set(inputs):
-        out["extrap_C"] = decades(inputs["N"] * inputs["D"], design.inputs["N"] * design.inputs["D"])
+    if law is not None and law.scale is not None and law.scale_input is None:
+        new, seen = law.scale_of(inputs), law.scale_of(design.inputs)
+        if np.all(new > 0) and np.all(seen > 0):
+            out["extrap_C"] = decades(new, seen)
     return out
 
 
@@ -110,9 +116,10 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
         env = {k: v[:, None] for k, v in params.items()}
         mean = np.asarray(law_mean(s.law, env, {k: v[None, rows] for k, v in scaled.items()}, np))
         result[:, rows] = mean if kind == "mean" else new_run(posterior, s, mean, rng, se[rows])
-        for key, value in extrapolation(design, {k: v[rows] for k, v in inputs.items()}, family).items():
+        near = extrapolation(design, {k: v[rows] for k, v in inputs.items()}, family, s.law)
+        for key, value in near.items():
             extra.setdefault(key, np.zeros(len(new)))[rows] = value
-    dist = np.broadcast_to(np.asarray(distance(extra), dtype=float), len(new))
+    dist = np.broadcast_to(np.asarray(distance(extra, s.law.scale_input), dtype=float), len(new))
     if rate or bias or curvature:
         result = widen(result, dist, rate, s.law.outcome, rng, bias, curvature, dof)
     out = new.copy()
@@ -124,7 +131,9 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
     out["distance"] = dist
     for key, value in extra.items():
         out[key] = value
-    far = out[list(extra)].max(axis=1) > FAR_DECADES
+    # unscaled inputs (proportions, counts) say nothing of scale: they never make a forecast far
+    near = [k for k in extra if k == "extrap_C" or s.law.input_specs[k[len("extrap_"):]].scale == "reference"]
+    far = (out[near].max(axis=1) if near else pd.Series(0.0, index=out.index)) > FAR_DECADES
     if far.any() and reach is None:  # with a calibration, its reach is the limit that counts
         warnings.warn(ExtrapolationWarning(
             f"{int(far.sum())} forecast(s) lie more than {FAR_DECADES:g} decades outside the data "
@@ -138,10 +147,12 @@ def predict(posterior, s: Structure, design: Design, new, kind="mean", levels=(0
     return (out, result) if samples else out
 
 
-def distance(extra: dict) -> np.ndarray:
-    """Extrapolation distance of each row in decades: of compute N*D when known, else the largest."""
-    if "extrap_C" in extra:
-        return extra["extrap_C"]
+def distance(extra: dict, scale_input: str | None = None) -> np.ndarray:
+    """Extrapolation distance of each row in decades of the law's scale (:func:`extrapolation`):
+    ``extrap_C``, or the column of the one input that is the scale; else the largest."""
+    for key in ("extrap_C", f"extrap_{scale_input}"):
+        if key in extra:
+            return extra[key]
     return np.max(np.stack(list(extra.values())), axis=0) if extra else 0.0
 
 

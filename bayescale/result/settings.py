@@ -9,7 +9,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+import pandas as pd
+
 from ..inference.config import SamplerConfig
+
+NESTED_COLUMNS = ("origin", "fit", "rows", "verdict", "reason", "used", "seconds")
+
+
+def nested_table(rows) -> pd.DataFrame:
+    """Rows of nested fits (dicts) as a table with the columns :data:`NESTED_COLUMNS`, in that order
+    (any other keys after them; a column a row lacks, e.g. from an older saved fit, left empty)."""
+    table = pd.DataFrame([dict(row) for row in rows])
+    extra = [c for c in table.columns if c not in NESTED_COLUMNS]
+    return table.reindex(columns=[*NESTED_COLUMNS, *extra])
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,7 @@ class ModelOptions:
     parameterization: str = "auto"
     min_rows_per_family: int = 2
     check_units: bool = True
+    duplicates: str = "keep"
 
 
 @dataclass(frozen=True)
@@ -41,7 +54,7 @@ class Settings:
     ----------
     law : str
         Name of the law fitted.
-    likelihood, parameterization, min_rows_per_family, check_units
+    likelihood, parameterization, min_rows_per_family, check_units, duplicates
         The model options used.
     sampler : SamplerConfig
         The sampler settings, with the device that was used.
@@ -61,7 +74,9 @@ class Settings:
         The calibration of forecasts beyond the data kept with the fit (rate, curvature,
         dof, reach, ...), ``{"skipped": reason}``, or None for law-only bands.
     nested : tuple of dict
-        One row per nested fit of the calibration: origin, verdict, reason, seconds.
+        One row per nested fit of the calibration: origin, fit, rows, verdict, reason, used
+        (whether it entered the calibration), seconds; :meth:`nested_table` gives them as a
+        DataFrame.
     """
 
     law: str
@@ -69,6 +84,7 @@ class Settings:
     parameterization: str = "auto"
     min_rows_per_family: int = 2
     check_units: bool = True
+    duplicates: str = "keep"
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     target_accept: float | None = None
     centring: dict = field(default_factory=dict)
@@ -98,6 +114,14 @@ class Settings:
     @property
     def device(self) -> str | None:
         return self.sampler.device
+
+    def nested_table(self) -> pd.DataFrame:
+        """The nested calibration fits as a table: origin, fit, rows, verdict, reason, used, seconds.
+
+        Whether the calibration used every nested fit, only those that passed, or the
+        fallback band is ``extrapolation["basis"]``.
+        """
+        return nested_table(self.nested)
 
     def with_(self, **changes) -> Settings:
         """A copy with ``changes``."""

@@ -66,7 +66,14 @@ CASES = [
     Case("zero_loss", fit_argv("{dir}/zero_loss.csv"), 2, "column 'loss' has zero or negative values"),
     Case("negative_size", fit_argv("{dir}/negative_size.csv"), 2, "column 'x' has zero or negative values"),
     Case("zero_size", fit_argv("{dir}/zero_size.csv"), 2, "column 'x' has zero or negative values"),
-    Case("duplicate_rows", fit_argv("{dir}/duplicates.csv"), 2, "are exact duplicates"),
+    # rows repeating in every used column are replicates: kept, said once, dropped only when asked
+    Case("duplicate_rows_warn", fit_argv("{dir}/duplicates.csv"), (0, 1),
+         "bayescale: warning: [replicates] 1 row(s) repeat another row in every column the fit uses "
+         "(e.g. rows [1, 2])"),
+    Case("one_run_per_size_warns", fit_argv("{dir}/one_run_per_size.csv", "--run", "run"), (0, 1),
+         "bayescale: warning: [run_confounded] each run (column 'run') is observed at a single x"),
+    Case("one_row_per_run_warns", fit_argv("{dir}/one_row_per_seed.csv", "--run", "seed"), (0, 1),
+         "bayescale: warning: [run_one_row] every run (column 'seed') has a single row"),
     Case("one_row_family", fit_argv("{dir}/one_row_family.csv", "--group", "family"), 2,
          "family 'f1' (1 row) in column 'family' has fewer than 2 rows"),
     Case("single_size_warns", fit_argv("{dir}/single_size.csv"), (0, 1),
@@ -117,6 +124,16 @@ CASES = [
     Case("law_prior_unknown_kind", ["laws", "{dir}/law_prior_kind.toml"], 2,
          "unknown 'cauchy'; choose one of ['floor', 'logitnormal', 'lognormal', 'normal']"),
     Case("law_file_missing", ["laws", "{dir}/no_such_law.toml"], 2, "does not exist"),
+    Case("law_scale_unknown_name", ["laws", "{dir}/law_scale_unknown.toml"], 2,
+         "scale of law 'scale_unknown' '6 * N * T' uses unknown name(s) ['T']"),
+    Case("law_scale_not_positive", ["backtest", "{dir}/mixture_zero_share.csv", "--law",
+                                    "{dir}/law_scale_proportion.toml", "--y", "loss", "--x", "N=params",
+                                    "--x", "p=code", "--split", "largest-compute", *SHORT[:-1]], 2,
+         "the scale of law 'mixture_scaled_by_share' (N * p), which extrapolation distance is measured "
+         "in, is not > 0 at row 0"),
+    Case("proportion_with_zeros_fits", fit_argv("{dir}/mixture_zero_share.csv", law="{dir}/law_mixture.toml",
+                                                x=("N=params", "p=code")), (0, 1),
+         "[few_sizes] input p (column 'code') has only 2 distinct value(s)"),
     # ---- predict and report ---------------------------------------------------------------------
     Case("at_not_a_number", ["predict", "{tmp}/fit", "--at", "x=abc"], 2,
          "--at x value 'abc' is not a number", setup="fit"),

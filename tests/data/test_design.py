@@ -56,7 +56,9 @@ def test_prepare_valid_design():
     np.testing.assert_allclose(d.se_log, df["se"] / df["loss"])
     assert d.columns == {"y": "loss", "x": {"x": "x"}, "group": "family", "run": "run", "se": "se"}
     assert list(d.frame.columns) == ["loss", "x", "family", "run", "se"]
-    assert d.warnings == []
+    # one row per run: a run's offset is noise (see the identifiability tests below)
+    assert [w.kind for w in d.warnings] == ["run_one_row"]
+    assert prepare(df, POWER, "loss", "x", group="family", se="se").warnings == []
 
 
 def test_prepare_does_not_modify_input():
@@ -215,13 +217,47 @@ def test_single_row_without_group():
     _raises(ladder().iloc[:1], "family 'all' (1 row) in column 'the data'", "min_rows_per_family")
 
 
-def test_exact_duplicates_without_run_column():
+def test_rows_repeating_in_every_used_column_are_kept_as_replicates():
     df = ladder()
     df.loc[2, ["x", "loss"]] = df.loc[1, ["x", "loss"]].to_numpy()
-    _raises(df, "rows [1, 2] are exact duplicates", "run='<seed column>'", group="family")
-    # with a run column, repeated rows are separate seeds
-    d = prepare(df, POWER, "loss", "x", group="family", run="run")
-    assert len(d.y) == 6
+    d = prepare(df, POWER, "loss", "x", group="family")
+    assert len(d.y) == 6  # never refused, never dropped unasked
+    (note,) = [w for w in d.warnings if w.kind == "replicates"]
+    assert note.category is DesignWarning
+    assert "1 row(s) repeat another row" in note.message and "rows [1, 2]" in note.message
+    assert "duplicates='drop'" in note.message
+
+
+def test_replicates_are_dropped_only_when_asked():
+    df = ladder()
+    df.loc[2, ["x", "loss"]] = df.loc[1, ["x", "loss"]].to_numpy()
+    d = prepare(df, POWER, "loss", "x", group="family", duplicates="drop")
+    assert list(d.frame.index) == [0, 1, 3, 4, 5] and len(d.y) == 5
+    assert not [w for w in d.warnings if w.kind == "replicates"]
+    with pytest.raises(DataError, match="duplicates='twice'; choose 'keep'"):
+        prepare(df, POWER, "loss", "x", duplicates="twice")
+
+
+def test_rows_differing_in_a_used_column_are_not_replicates():
+    df = ladder()
+    df.loc[2, ["x", "loss"]] = df.loc[1, ["x", "loss"]].to_numpy()
+    # the se column, or the run column, tells them apart
+    for kwargs in ({"se": "se"}, {"run": "run"}):
+        d = prepare(df, POWER, "loss", "x", group="family", **kwargs)
+        assert "replicates" not in [w.kind for w in d.warnings], kwargs
+    # a column the fit does not use does not
+    df["note"] = range(6)
+    assert "replicates" in [w.kind for w in prepare(df, POWER, "loss", "x").warnings]
+
+
+def test_ties_between_distinct_models_are_replicates():
+    """A base model and its fine-tune with the same benchmark score, two data mixes with the
+    same loss at the same N and D: kept, with no run column needed."""
+    df = chin_ladder()
+    df = pd.concat([df, df.iloc[[2, 4]]], ignore_index=True)
+    d = prepare(df, CHIN, "loss", {"N": "params", "D": "tokens"})
+    assert len(d.y) == 8 and [w.kind for w in d.warnings] == ["replicates"]
+    assert "2 row(s) repeat" in d.warnings[0].message
 
 
 def test_same_values_in_different_families_are_not_duplicates():
@@ -358,3 +394,94 @@ def test_small_family_warning():
     small = [w for w in d.warnings if w.kind == "small_family"]
     assert len(small) == 1
     assert "['c']" in small[0].message and "2 family-level parameter(s)" in small[0].message
+
+
+# ---- identifiability of run and family effects ----------------------------------------------
+def checkpoints(runs_per_size: int = 1) -> pd.DataFrame:
+    """Checkpoint data: each run trains one model size and is evaluated at four token counts."""
+    rows = []
+    for n in (1e7, 1e8, 1e9):
+        for seed in range(runs_per_size):
+            for d in (1e8, 1e9, 1e10, 1e11):
+                rows.append({"run": f"{n:.0e}-{seed}", "params": n, "tokens": d,
+                             "loss": 1.7 + 400 * n**-0.34 + 410 * d**-0.28 + 0.01 * seed})
+    return pd.DataFrame(rows)
+
+
+def test_run_effect_confounded_with_size_warns():
+    d = prepare(checkpoints(), CHIN, "loss", {"N": "params", "D": "tokens"}, run="run")
+    (w,) = [w for w in d.warnings if w.kind == "run_confounded"]
+    assert w.category is DesignWarning
+    assert "each run (column 'run') is observed at a single N (column 'params')" in w.message
+    assert "Drop run=" in w.message
+    # without run= nothing is confounded
+    plain = prepare(checkpoints(), CHIN, "loss", {"N": "params", "D": "tokens"})
+    assert plain.warnings == []
+
+
+def test_seeds_at_each_size_separate_the_run_effect():
+    d = prepare(checkpoints(runs_per_size=2), CHIN, "loss", {"N": "params", "D": "tokens"}, run="run")
+    assert "run_confounded" not in [w.kind for w in d.warnings]
+
+
+def test_the_demo_ladder_is_identifiable():
+    df = bayescale.datasets.simulate("chinchilla", seed=0)
+    d = prepare(df, CHIN, "loss", {"N": "params", "D": "tokens"}, group="family", run="run")
+    assert not {"run_confounded", "run_one_row", "group_confounded", "group_one_row"} & {
+        w.kind for w in d.warnings}
+
+
+def test_one_row_per_run_warns():
+    d = prepare(ladder(), POWER, "loss", "x", run="run")
+    (w,) = d.warnings
+    assert w.kind == "run_one_row" and "cannot be told from observation noise" in w.message
+    assert "Drop run=" in w.message
+
+
+def test_group_equal_to_an_input_warns():
+    df = checkpoints()
+    df["size"] = df["params"].map(lambda n: f"{n:.0e}")  # the grouping is the model size
+    d = prepare(df, CHIN, "loss", {"N": "params", "D": "tokens"}, group="size")
+    (w,) = [w for w in d.warnings if w.kind == "group_confounded"]
+    assert "column 'size' fixes input N (column 'params')" in w.message
+    assert "Use a different grouping" in w.message and "E, a, b" in w.message
+    # shared parameters leave nothing per family to absorb the effect
+    shared = CHIN.with_pooling({"E": "shared", "a": "shared", "b": "shared"})
+    d = prepare(df, shared, "loss", {"N": "params", "D": "tokens"}, group="size")
+    assert "group_confounded" not in [w.kind for w in d.warnings]
+
+
+def test_one_row_per_family_warns():
+    df = ladder()
+    df["family"] = ["a", "b", "c", "d", "e", "f"]
+    d = prepare(df, POWER, "loss", "x", group="family", min_rows_per_family=1)
+    assert "group_one_row" in [w.kind for w in d.warnings]
+    assert "Use a different grouping" in [w for w in d.warnings if w.kind == "group_one_row"][0].message
+
+
+@pytest.mark.slow  # two tiny fits (2 chains x (200 + 200) draws on 20 rows)
+def test_run_effect_confounded_with_size_trades_off_against_the_size_exponent():
+    """The failure mode the run_confounded warning prevents: with one run per size, the run
+    effects absorb the size effect and the size exponent is pinned only by the run-effect prior."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    rows = [{"run": f"r{i}", "x1": n, "x2": d} for i, n in enumerate((1e7, 1e8, 1e9, 1e10))
+            for d in np.logspace(8, 10, 5)]
+    df = pd.DataFrame(rows)
+    df["y"] = 50 * df["x1"] ** -0.1 * df["x2"] ** -0.05 * np.exp(0.005 * rng.standard_normal(len(df)))
+    kw = dict(law="loglinear2", y="y", x={"x1": "x1", "x2": "x2"}, chains=2, warmup=200, draws=200,
+              seed=0, progress=False, extrapolation=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        confounded = bayescale.fit(df, run="run", **kw)
+        plain = bayescale.fit(df, **kw)
+    assert any("run_confounded" in str(w.message) for w in caught)
+    post = confounded.idata.posterior
+    a1 = np.asarray(post["a1"]).reshape(-1)  # shared: one family
+    effects = np.asarray(post["run_effect"]).reshape(-1, 4)
+    logx = np.log(confounded.design.inputs["x1"][[0, 5, 10, 15]])
+    slope = np.polyfit(logx - logx.mean(), effects.T, 1)[0]  # run effects' trend in log size, per draw
+    assert np.corrcoef(a1, slope)[0, 1] < -0.9  # the two trade off, draw by draw
+    a1_plain = np.asarray(plain.idata.posterior["a1"]).ravel()
+    assert a1.std() > 5 * a1_plain.std()  # and the exponent is far less certain than the data allow

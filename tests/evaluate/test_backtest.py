@@ -90,17 +90,18 @@ def test_bad_splits_raise_before_fitting():
 def test_split_masks():
     df = bs.datasets.simulate("chinchilla_shared", families=3, seeds=2, seed=0)
     compute = df["params"] * df["tokens"]
-    mask, what, extra = heldout_mask(df, "largest-compute", X, "family", "run", frac=0.2)
+    law = bs.Law.named("chinchilla_shared")
+    mask, what, extra = heldout_mask(df, "largest-compute", X, "family", "run", frac=0.2, law=law)
     assert mask.sum() >= 0.2 * len(df) and compute[mask].min() >= compute[~mask].max()
-    mask, what, extra = heldout_mask(df, ("leave-family-out", "f1", 2), X, "family", "run")
+    mask, what, extra = heldout_mask(df, ("leave-family-out", "f1", 2), X, "family", "run", law=law)
     assert set(df.loc[mask, "family"]) == {"f1"}
     kept = df[(df["family"] == "f1") & ~mask]
     assert kept["run"].nunique() == 2 and set(kept["params"]) == {df["params"].min()}
     assert extra == {}
-    mask, _, extra = heldout_mask(df, ("leave-family-out", "f1", 1), X, "family", "run")
+    mask, _, extra = heldout_mask(df, ("leave-family-out", "f1", 1), X, "family", "run", law=law)
     assert extra == {"min_rows_per_family": 1}
     with pytest.raises(DataError, match="not in column"):
-        heldout_mask(df, ("leave-family-out", "f9", 1), X, "family", "run")
+        heldout_mask(df, ("leave-family-out", "f9", 1), X, "family", "run", law=law)
 
 
 def test_leave_family_out_keeps_one_run():
@@ -124,7 +125,7 @@ def test_leave_family_out_keeps_one_run():
 def test_rolling_origins_fit_up_to_each_origin_and_score_by_distance():
     df = ladder()
     result = run(df, "rolling", cuts=3, kind=("mean", "new_run"))
-    compute = df["params"] * df["tokens"]
+    compute = 6 * df["params"] * df["tokens"]  # the law's scale
     assert len(result.fits) == 3 and result.fit is result.fits[-1]
     pt = result.per_target
     for k, fit in enumerate(result.fits):
@@ -177,3 +178,42 @@ def test_rolling_with_nested_calibration_widens_each_origin_by_its_own_rate():
 def test_nested_calibration_is_only_for_rolling_origins(discrepancy, split):
     with pytest.raises(DataError, match="'calibrate' with split='rolling'"):
         run(ladder(), split, discrepancy=discrepancy)
+
+
+MIXTURE = """
+name = "mixture"
+formula = "E + a * N**(-alpha) * (1 + k * p)"
+{scale}
+
+[inputs]
+N = "parameters"
+p = {{ description = "share of code in the data mix (may be 0)", scale = "none" }}
+
+[parameters.E]
+prior = "floor(1.0, 1.5)"
+[parameters.a]
+prior = "lognormal(-1.0, 1.5)"
+[parameters.alpha]
+prior = "lognormal(log(0.3), 0.5)"
+[parameters.k]
+prior = "normal(0, 0.5)"
+"""
+
+
+def mixture_data() -> pd.DataFrame:
+    n = np.repeat([1e7, 1e8, 1e9, 1e10], 2)
+    return pd.DataFrame({"params": n, "code": np.tile([0.0, 0.3], 4), "loss": 1.8 + 400 * n**-0.34})
+
+
+def test_compute_splits_use_the_law_scale_so_a_zero_share_is_fine():
+    law = bs.Law.from_toml(MIXTURE.format(scale=""))
+    df = mixture_data()
+    mask, what, _ = heldout_mask(df, "largest-compute", {"N": "params", "p": "code"}, None, None,
+                                 frac=0.25, law=law)
+    assert df.loc[mask, "params"].tolist() == [1e10, 1e10] and "by N" in what
+
+
+def test_a_scale_that_is_not_positive_is_named_before_any_fit():
+    law = bs.Law.from_toml(MIXTURE.format(scale='scale = "N * p"'))
+    with pytest.raises(DataError, match=r"rolling backtest: the scale of law 'mixture' \(N \* p\).*row 0"):
+        backtest(mixture_data(), law=law, split="rolling", y="loss", x={"N": "params", "p": "code"})

@@ -115,12 +115,16 @@ def test_well_specified_law_gets_a_small_rate_kept_with_the_fit():
     kept = fit.settings.extrapolation
     # the bands already explain the held-out errors: the excess is of the order of the noise
     assert kept["rate"] < 0.005, kept
-    assert kept["origins"] == 3 and kept["reach"] > 2.0, kept
-    # every nested fit's verdict is recorded with the fit
+    # every nested fit's verdict is recorded with the fit; those left out are not counted
     nested = fit.settings.nested
     assert [row["origin"] for row in nested] == [0, 1, 2]
-    assert all(row["verdict"] in ("passed", "failed") and row["rows"] < len(df) for row in nested)
+    assert all(row["verdict"] in ("passed", "imprecise", "failed") and row["rows"] < len(df)
+               for row in nested)
     assert all((row["verdict"] == "passed") == (row["reason"] == "") for row in nested)
+    assert all(row["used"] == (row["verdict"] != "failed") for row in nested) or kept["basis"] == "fallback"
+    assert kept["origins"] == sum(row["used"] for row in nested), kept
+    # the earliest origin reaches farthest (3 decades); without it, the next reaches 1.75
+    assert kept["reach"] > (2.0 if nested[0]["used"] else 1.5), kept
 
 
 @pytest.mark.slow  # shares the misfit fixture's calibration (many nested fits)
@@ -295,3 +299,147 @@ def test_errors_take_a_held_out_exact_one_at_its_censoring_bound():
     logit = Outcome.named("unit").forward
     want = logit(np.array([0.97, 0.95])) - logit(mean).mean(0)
     np.testing.assert_allclose(out["error"], want)
+
+
+# ---- nested fits that fail the gate (no sampling: fits and their forecasts are stand-ins) ------
+class _Structure:
+    def __init__(self, pools):
+        self.pools = pools
+
+    def pool(self, name):
+        return self.pools[name]
+
+
+def _nested_fit(ok: bool, rows: int, r_hat: float = 1.0):
+    """A stand-in for a nested fit of chinchilla on two families: E per family, alpha shared."""
+    from types import SimpleNamespace
+
+    from bayescale.errors import DesignWarning, DiagnosticsWarning, FitWarning
+
+    index = ["E[f0]", "E[f1]", "alpha[f0]", "alpha[f1]", "sigma"]
+    diag = pd.DataFrame({"r_hat": [r_hat, r_hat, r_hat, r_hat, 1.0], "ess_bulk": 1000.0,
+                         "ess_tail": 1000.0}, index=index)
+    found = [FitWarning("few_sizes", "input D has only 2 distinct value(s).", DesignWarning)]
+    if not ok:
+        found.append(FitWarning("rhat", "R-hat above 1.01 for E[f0], E[f1], alpha[f0], alpha[f1]",
+                                DiagnosticsWarning))
+    law = bs.Law.named("chinchilla")
+    return SimpleNamespace(ok=ok, warnings=found, diagnostics=diag, law=law,
+                           structure=_Structure({"E": "none", "a": "none", "b": "none", "alpha": "shared",
+                                                 "beta": "shared"}),
+                           design=SimpleNamespace(y=np.zeros(rows), n_families=2),
+                           settings=SimpleNamespace(seconds=1.5))
+
+
+@pytest.fixture
+def stand_ins(monkeypatch):
+    """measure() over three origins whose fits pass or fail as ``verdicts[0]`` says."""
+    from bayescale.evaluate import backtest, calibration
+    from bayescale.evaluate.backtest import Backtest
+
+    verdicts = [[True, True, True]]
+
+    def run_backtest(df, req, **options):
+        fits = [_nested_fit(ok, rows=10 + 5 * k, r_hat=1.0 if ok else 1.93)
+                for k, ok in enumerate(verdicts[0])]
+        for f in fits:  # as the fits emit them, unlabelled
+            for w in f.warnings:
+                warnings.warn(w.category(str(w)), stacklevel=2)
+        warnings.warn(bs.DesignWarning("a run has only 2 row(s) to derive ['S1'] from"), stacklevel=2)
+        per_target = pd.DataFrame({"cut": [0, 0, 1, 1, 2], "row": [3, 4, 4, 5, 5],
+                                   "frontier": [1e18, 1e18, 1e19, 1e19, 1e20]})
+        return Backtest(per_target, pd.DataFrame(), fits[-1], np.ones(6, bool), "rolling", fits=fits)
+
+    def errors(fit, rows, kind="new_run", seed=0):  # a failed fit's forecasts miss by far more
+        d = np.linspace(0.5, 1.5, len(rows))
+        return pd.DataFrame({"decades": d, "error": (0.3 if not fit.ok else 0.01) * d, "band_sd": 0.01})
+
+    monkeypatch.setattr(backtest, "run_backtest", run_backtest)
+    monkeypatch.setattr(calibration, "errors", errors)
+    return verdicts
+
+
+def _measure():
+    from bayescale.evaluate.calibration import measure
+    from bayescale.result.fitting import request
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cal = measure(pd.DataFrame({"loss": np.ones(6)}), request("chinchilla", x={"N": "p", "D": "t"}))
+    return cal, [str(w.message) for w in caught]
+
+
+def test_nested_fits_that_all_pass_are_all_used(stand_ins):
+    cal, said = _measure()
+    assert cal.basis == "all" and cal.notes == () and set(cal.rows["origin"]) == {0, 1, 2}
+    table = cal.nested_table()
+    assert list(table.columns) == ["origin", "fit", "rows", "verdict", "reason", "used", "seconds"]
+    assert table["used"].all() and (table["verdict"] == "passed").all()
+    assert table["fit"][1] == "calibration fit at origin 1 (15 rows, up to 6 * N * D = 1e+19)"
+    # the nested fits' warnings name them; none is said as if it were a plain fit's
+    assert "calibration fits at origins 0, 1, 2: [few_sizes] input D has only 2 distinct value(s)." in said
+    assert "calibration fits: a run has only 2 row(s) to derive ['S1'] from" in said
+    assert all(m.startswith("calibration fit") for m in said), said
+
+
+def test_a_failed_nested_fit_is_left_out_and_named(stand_ins):
+    stand_ins[0] = [True, False, True]
+    cal, said = _measure()
+    assert cal.basis == "passed" and set(cal.rows["origin"]) == {0, 2}
+    assert cal.rate < 0.05  # the failed fit's large errors did not widen the band
+    table = cal.nested_table()
+    assert table["used"].tolist() == [True, False, True]
+    assert table["verdict"].tolist() == ["passed", "failed", "passed"]
+    # parameters fitted per family are named as per family, the shared one as shared
+    assert table["reason"][1] == "R-hat up to 1.93 for per-family E (f0, f1), shared alpha"
+    (note,) = cal.notes
+    assert note.kind == "calibration_dropped" and note.category is bs.DiagnosticsWarning
+    assert "1 of 3 calibration fits failed the diagnostics gate (origin 1: R-hat" in note.message
+    assert ("calibration fit at origin 1 (15 rows, up to 6 * N * D = 1e+19): [rhat] failed the diagnostics "
+            "gate: R-hat up to 1.93 for per-family E (f0, f1), shared alpha") in said
+    assert str(note) in said and cal.record()["basis"] == "passed"
+
+
+def test_too_few_passing_nested_fits_fall_back_to_the_wider_band(stand_ins):
+    from bayescale.evaluate.calibration import FALLBACK_DOF, FALLBACK_RATE
+
+    stand_ins[0] = [False, False, True]
+    cal, said = _measure()
+    assert cal.basis == "fallback" and set(cal.rows["origin"]) == {0, 1, 2}
+    assert cal.rate >= FALLBACK_RATE and cal.dof == FALLBACK_DOF
+    (note,) = cal.notes
+    assert note.kind == "calibration_fallback" and "leaving 1, too few" in note.message
+    assert f"at least {FALLBACK_RATE:g} per decade" in note.message
+    # the fallback is never narrower than what every origin measured
+    stand_ins[0] = [False, False, False]
+    cal, _ = _measure()
+    assert cal.basis == "fallback" and cal.rate > FALLBACK_RATE  # the failed fits' errors are larger
+
+
+def test_a_nested_fit_short_of_ess_alone_is_kept(stand_ins):
+    """The nested fits are short on purpose: an ESS below the gate's leaves their bands' widths
+    imprecise, not biased, so such a fit stays in (verdict imprecise) and nothing is said."""
+    from bayescale.evaluate import calibration
+
+    real = _nested_fit
+
+    def short(ok, rows, r_hat=1.0):
+        fit = real(ok, rows, r_hat)
+        if not ok:  # the ESS, not R-hat, failed
+            fit.warnings[-1] = bs.FitWarning("ess_bulk", "bulk effective sample size below 400",
+                                             bs.DiagnosticsWarning)
+            fit.diagnostics["r_hat"] = 1.0
+            fit.diagnostics.loc["E[f1]", "ess_bulk"] = 150.0
+        return fit
+
+    stand_ins[0] = [True, False, False]
+    globals()["_nested_fit"] = short
+    try:
+        cal, _ = _measure()
+    finally:
+        globals()["_nested_fit"] = real
+    assert cal.basis == "all" and cal.notes == () and set(cal.rows["origin"]) == {0, 1, 2}
+    table = cal.nested_table()
+    assert table["verdict"].tolist() == ["passed", "imprecise", "imprecise"] and table["used"].all()
+    assert table["reason"][1] == "ess bulk down to 150 for per-family E (f1)"
+    assert calibration.usable(cal.fit)

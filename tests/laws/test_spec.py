@@ -391,3 +391,73 @@ def test_catalogue_page_is_generated_from_the_specs():
 
     page = Path(__file__).resolve().parents[2] / "models" / "README.md"
     assert page.read_text(encoding="utf-8") == catalogue_markdown()
+
+
+# ---- the scale extrapolation is measured in ----------------------------------------------------
+MIXTURE = """
+name = "mixture"
+formula = "E + a * N**(-alpha) * (1 + k * p)"
+{scale}
+
+[inputs]
+N = "parameters"
+p = {{ description = "share of code in the data mix (may be 0)", scale = "none" }}
+
+[parameters.E]
+prior = "floor(1.0, 1.5)"
+[parameters.a]
+prior = "lognormal(-1.0, 1.5)"
+[parameters.alpha]
+prior = "lognormal(log(0.3), 0.5)"
+[parameters.k]
+prior = "normal(0, 1)"
+"""
+
+
+def test_default_scale_is_compute_for_n_and_d_and_the_input_of_one_input_laws():
+    chin = Law.named("chinchilla")
+    assert chin.scale.text == "6 * N * D" and chin.scale_input is None
+    np.testing.assert_allclose(chin.scale_of({"N": [1e9], "D": [2e10]}), [1.2e20])
+    assert Law.named("power").scale_input == "x"
+
+
+def test_default_scale_leaves_out_unscaled_inputs():
+    law = Law.from_toml(MIXTURE.format(scale=""))
+    assert law.scale.text == "N" and law.scale_input == "N"
+    # a zero share does not touch it
+    np.testing.assert_allclose(law.scale_of({"N": [1e8, 1e9], "p": [0.0, 0.3]}), [1e8, 1e9])
+
+
+def test_declared_scale_is_kept_and_written_back():
+    law = Law.from_toml(MIXTURE.format(scale='scale = "6 * N"'))
+    assert law.scale.text == "6 * N" and law.scale_input is None
+    again = Law.from_toml(law.to_toml())
+    assert again.scale.text == "6 * N" and again.scale_declared
+    assert "scale =" not in Law.named("chinchilla").to_toml()  # a default is not written
+
+
+def test_catalogue_laws_with_unscaled_inputs_declare_their_scale():
+    assert Law.named("data_constrained").scale.text == "6 * N * U * R"  # tokens seen = U * R
+    assert Law.named("parallel").scale_input == "N"  # P streams are a count
+    assert Law.named("lr_annealing").scale_input == "S1"
+
+
+@pytest.mark.parametrize("scale, fragment", [
+    ('scale = "6 * N * T"', "uses unknown name(s) ['T']"),
+    ('scale = "6"', "uses no input"),
+    ("scale = 6", "must be an expression over the inputs"),
+    ('scale = "N *"', "is not a valid expression"),
+])
+def test_bad_scale_is_named(scale, fragment):
+    with pytest.raises(LawError, match="scale of law 'mixture'") as info:
+        Law.from_toml(MIXTURE.format(scale=scale))
+    assert fragment in str(info.value)
+
+
+def test_with_scale_names_another_scale_for_a_copy():
+    chin = Law.named("chinchilla")
+    by_size = chin.with_scale("N")
+    assert by_size.scale_input == "N" and chin.scale.text == "6 * N * D"
+    assert Law.from_toml(by_size.to_toml()).scale_input == "N"
+    with pytest.raises(LawError, match="uses unknown name"):
+        chin.with_scale("params")

@@ -224,3 +224,59 @@ def test_new_run_band_adds_the_targets_known_standard_error():
     np.testing.assert_allclose(mean["lo90"].iloc[0], mean["lo90"].iloc[1])  # the law itself: unchanged
     with pytest.raises(DataError, match="standard errors >= 0"):
         fit.predict(at.assign(se=[-1.0, 0.1]), kind="new_run")
+
+
+# ---- distance in the law's scale, not in every input -----------------------------------------
+MIXTURE = bs.Law.from_toml("""
+name = "mixture"
+formula = "E + a * N**(-alpha) * (1 + k * p)"
+
+[inputs]
+N = "parameters"
+p = { description = "share of code in the data mix (may be 0)", scale = "none" }
+
+[parameters.E]
+prior = "floor(1.0, 1.5)"
+[parameters.a]
+prior = "lognormal(-1.0, 1.5)"
+[parameters.alpha]
+prior = "lognormal(log(0.3), 0.5)"
+[parameters.k]
+prior = "normal(0, 0.5)"
+""")
+
+
+def test_proportion_input_with_zeros_validates_and_stays_out_of_the_distance():
+    """No sampling: a fixed 'posterior' of four draws is enough to measure the distance."""
+    from bayescale.data.design import prepare
+    from bayescale.model import structure
+
+    df = pd.DataFrame({"params": [1e7, 1e7, 1e8, 1e8, 1e9, 1e9], "code": [0.0, 0.2, 0.0, 0.2, 0.0, 0.2],
+                       "loss": [3.2, 3.3, 2.8, 2.9, 2.5, 2.55]})
+    design = prepare(df, MIXTURE, "loss", {"N": "params", "p": "code"})  # zeros are fine
+    s = structure(MIXTURE, design)
+    posterior = {"E": np.full((1, 4, 1), 1.8), "a": np.full((1, 4, 1), 1.0),
+                 "alpha": np.full((1, 4, 1), 0.3), "k": np.full((1, 4, 1), 0.1),
+                 "sigma": np.full((1, 4), 0.01)}
+    new = pd.DataFrame({"params": [1e9, 1e9, 1e12], "code": [0.0, 0.9, 0.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)  # a share 4.5x the data's is not far
+        out = predict_fn(posterior, s, design, new.iloc[:2])
+    np.testing.assert_allclose(out["distance"], [0.0, 0.0])  # p = 0.9 is beyond the data, N is not
+    assert "extrap_p" not in out  # a zero share has no decades
+    with pytest.warns(ExtrapolationWarning, match="1 forecast"):
+        out = predict_fn(posterior, s, design, new)
+    np.testing.assert_allclose(out["distance"], [0.0, 0.0, 3.0])  # decades of N, the law's scale
+
+
+def test_distance_is_in_compute_for_chinchilla():
+    from bayescale.data.design import prepare
+    from bayescale.result.predictive import distance, extrapolation
+
+    law = bs.Law.named("chinchilla")
+    df = pd.DataFrame({"params": [1e7, 1e8, 1e9], "tokens": [1e9, 1e10, 1e11], "loss": [3.0, 2.7, 2.5]})
+    design = prepare(df, law, "loss", {"N": "params", "D": "tokens"})
+    # ten times the largest N on a tenth of its tokens: no compute beyond the data
+    extra = extrapolation(design, {"N": np.array([1e10]), "D": np.array([1e10])}, "all", law)
+    np.testing.assert_allclose(extra["extrap_N"], [1.0])
+    np.testing.assert_allclose(distance(extra, law.scale_input), [0.0])

@@ -109,3 +109,17 @@ def test_properties_read_the_sampler(settings):
         2, 50, 100, 7, "cpu")
     other = settings.with_(sampler=settings.sampler.with_(chains=4, draws=10, warmup=5, seed=1, device="gpu"))
     assert (other.chains, other.draws, other.warmup, other.seed, other.device) == (4, 10, 5, 1, "gpu")
+
+
+def test_nested_table_lists_the_nested_fits_in_a_fixed_column_order(settings):
+    table = settings.nested_table()
+    assert list(table.columns) == ["origin", "fit", "rows", "verdict", "reason", "used", "seconds"]
+    assert table["verdict"].tolist() == ["passed", "FAILED: rhat"]
+    assert table["fit"].isna().all()  # rows saved before the fit and used columns: left empty
+    assert Settings(law="power").nested_table().empty
+
+
+def test_duplicates_option_round_trips():
+    s = Settings(law="power", duplicates="drop")
+    assert Settings.from_record(json.loads(json.dumps(s.record()))).duplicates == "drop"
+    assert Settings(law="power").duplicates == "keep" == ModelOptions().duplicates
