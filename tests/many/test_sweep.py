@@ -10,7 +10,7 @@ import pytest
 import bayescale as bs
 
 TINY = {"law": "power", "by": "task", "y": "loss", "x": "x", "chains": 1, "warmup": 150, "draws": 150,
-        "progress": False}
+        "progress": False, "extrapolation": False}
 
 
 def _table(tasks, bad=None):
@@ -62,6 +62,8 @@ def test_rerun_fits_nothing_and_other_settings_are_refused(done):
     pd.testing.assert_frame_equal(again.groups, result.groups)
     with pytest.raises(bs.BayescaleError, match="other settings.*options"):
         bs.sweep(df, out=out, executor=_Refuse(), at={"x": [1e10, 1e11]}, **TINY | {"draws": 151})
+    with pytest.raises(bs.BayescaleError, match="other settings.*extrapolation"):
+        bs.sweep(df, out=out, executor=_Refuse(), at={"x": [1e10, 1e11]}, **TINY | {"extrapolation": "auto"})
 
 
 def test_a_groups_draws_depend_on_its_own_values_only(done):
@@ -81,6 +83,60 @@ def test_bad_arguments_are_named():
         bs.sweep(df, **TINY | {"by": []})
     with pytest.raises(bs.BayescaleError, match="executor='gpu'"):
         bs.sweep(df, executor="gpu", **TINY)
+    with pytest.raises(bs.DataError, match="extrapolation='yes': pass 'auto', True, False"):
+        bs.sweep(df, executor=_Refuse(), **TINY | {"extrapolation": "yes"})
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    """The nested calibration of each group replaced by a recorder: a wide rate for task c,
+    data too narrow for any other task."""
+    from bayescale.evaluate.calibration import Calibration
+    from bayescale.many import extrapolation
+
+    calls = []
+
+    def measure(df, req, **options):
+        calls.append((sorted(df["task"].unique()), len(df), req.sampler, options))
+        if df["task"].iloc[0] != "c":
+            raise bs.DataError("too narrow in compute for 3 origins")
+        rows = pd.DataFrame({"decades": [0.5, 1.0], "error": [0.0, 0.1], "band_sd": [0.01, 0.02],
+                             "origin": [0, 1]})
+        return Calibration(rate=0.5, rows=rows, fit=None, reach=1.0, curvature=0.0, dof=3.0)
+
+    monkeypatch.setattr(extrapolation, "measure", measure)
+    return calls
+
+
+def test_each_group_is_calibrated_by_default_before_its_forecasts(done, recorder):
+    df, _, plain = done
+    both = df[df["task"].isin(["a", "c"])]
+    result = bs.sweep(both, executor="serial", at={"x": [1e10, 1e11]}, **TINY | {"extrapolation": "auto"})
+    # each group's own rows, the nested fits shortened and silent, seeded by the sweep's seed
+    assert [(tasks, n) for tasks, n, _, _ in recorder] == [(["a"], 25), (["c"], 25)]
+    assert all(s.chains == 1 and s.draws == 150 and s.progress is False for _, _, s, _ in recorder)
+    assert all(options["seed"] == 0 for _, _, _, options in recorder)
+    groups = result.groups.set_index("task")
+    assert groups.loc["a", "calibration"] == "skipped: too narrow in compute for 3 origins"
+    assert groups.loc["c", "calibration"] == "measured" and groups.loc["c", "rate"] > 0.4
+    fitted = plain.groups["status"] != "error"
+    assert set(plain.groups.loc[fitted, "calibration"]) == {"off"}
+    # the same draws as the plain sweep; the forecasts beyond c's data are wider, inside the same
+    pd.testing.assert_frame_equal(result.parameters[result.parameters["task"] == "c"].reset_index(drop=True),
+                                  plain.parameters[plain.parameters["task"] == "c"].reset_index(drop=True))
+    wide = result.forecasts[result.forecasts["task"] == "c"].reset_index(drop=True)
+    narrow = plain.forecasts[plain.forecasts["task"] == "c"].reset_index(drop=True)
+    beyond = narrow["distance"] > 0
+    assert beyond.any()
+    width = lambda t: t["hi90"] - t["lo90"]  # noqa: E731
+    assert (width(wide)[beyond] > width(narrow)[beyond]).all()
+
+
+def test_a_group_that_must_be_calibrated_but_cannot_is_an_error(done, recorder):
+    df, _, _ = done
+    result = bs.sweep(df[df["task"] == "a"], executor="serial", **TINY | {"extrapolation": True})
+    row = result.groups.iloc[0]
+    assert row["status"] == "error" and "extrapolation=True: too narrow" in row["message"]
 
 
 @pytest.mark.slow  # kills a worker process mid-fit
