@@ -409,7 +409,22 @@ def render(fit, forecasts: pd.DataFrame | None = None, extra_warnings: list[str]
         Further warnings to list (e.g. those caught while forecasting).  When
         ``None``, forecasts far outside the data are detected from the
         ``extrap_*`` columns.
+
+    Returns
+    -------
+    str
+        The page: the answer (forecasts, law, the diagnostics verdict and why), the
+        figures (fitted curves, posterior predictive check, rank and trace plots),
+        the posterior summary, diagnostics, law and warnings, and last the raw data,
+        folded away.
+
+    Raises
+    ------
+    BayescaleError
+        ``fit`` is not a fit, ``forecasts`` not a table, or ``extra_warnings`` not a
+        list of text.
     """
+    _check_inputs(fit, forecasts, extra_warnings)
     if extra_warnings is None:
         extra_warnings = extrapolation_warnings(forecasts)
     title = f"bayescale report: {fit.law.name}"
@@ -444,6 +459,19 @@ def render(fit, forecasts: pd.DataFrame | None = None, extra_warnings: list[str]
 </body>
 </html>
 """
+
+
+def _check_inputs(fit, forecasts, extra_warnings) -> None:
+    from ..errors import BayescaleError
+
+    if not all(hasattr(fit, a) for a in ("idata", "design", "law", "settings")):
+        raise BayescaleError(f"the report is of a fit (bs.fit or bs.load), not {type(fit).__name__}.")
+    if forecasts is not None and not isinstance(forecasts, pd.DataFrame):
+        raise BayescaleError(f"forecasts= takes the table of fit.predict(...) (a DataFrame), not "
+                             f"{type(forecasts).__name__}.")
+    if extra_warnings is not None and (isinstance(extra_warnings, str) or not all(
+            isinstance(w, str) for w in extra_warnings)):
+        raise BayescaleError("extra_warnings= takes a list of str, one warning each.")
 
 
 def _section(name: str, content: str) -> str:

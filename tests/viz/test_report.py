@@ -212,6 +212,15 @@ def test_report_forecast_table_only_with_forecasts(page, tiny_fit):
     assert "No forecasts were asked for" in " ".join(outline(plain)[0]["text"])
 
 
+def test_bad_arguments_are_named(tiny_fit, forecasts):
+    with pytest.raises(bs.BayescaleError, match="of a fit .* not DataFrame"):
+        report.render(forecasts)
+    with pytest.raises(bs.BayescaleError, match=r"forecasts= takes the table of fit.predict.*not dict"):
+        report.render(tiny_fit, {"x": [1e10]})
+    with pytest.raises(bs.BayescaleError, match="extra_warnings= takes a list of str"):
+        report.render(tiny_fit, extra_warnings="one warning")
+
+
 def test_a_figure_that_cannot_be_drawn_is_reported_not_fatal(tiny_fit, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no ranks today")
