@@ -856,10 +856,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_allocate)
 
     p = sub.add_parser("report", parents=[common], help="write a self-contained HTML report of a fit",
-                       description="Write one self-contained HTML file with the data, the law, the "
-                                   "posterior summary, the diagnostics with verdicts, the fit plot, "
-                                   "forecasts (with --at) and every warning.  Exit code 1 if the fit "
-                                   "failed its diagnostics gate (the report is still written).")
+                       description="Write one self-contained HTML file that answers first: the "
+                                   "forecasts (with --at), the law and the diagnostics verdict with its "
+                                   "reasons; then the fitted curves, the posterior predictive check, "
+                                   "rank and trace plots, the posterior summary, the diagnostics, the "
+                                   "law and every warning; the raw data last, folded away.  Exit code "
+                                   "1 if the fit failed its diagnostics gate (the report is still "
+                                   "written).")
     p.add_argument("fitdir", metavar="FITDIR", help="directory written by 'bayescale fit --out'")
     p.add_argument("--out", metavar="FILE", default=None,
                    help="HTML file to write (default FITDIR/report.html)")

@@ -2,6 +2,7 @@
 
 import multiprocessing
 import threading
+import warnings
 from concurrent.futures import Executor
 
 import pandas as pd
@@ -155,3 +156,18 @@ def test_a_killed_local_worker_loses_only_its_fit(tmp_path, kill_a_worker):
     assert result.groups["attempts"].max() == 2
     # and gave the draws they give anywhere else
     pd.testing.assert_frame_equal(result.parameters, serial.parameters)
+
+
+@pytest.mark.slow  # the nested calibration runs for real: 3 more fits, twice
+def test_a_group_is_calibrated_as_bs_fit_calibrates_its_rows():
+    df = _table(["a"])
+    short = {"chains": 2, "warmup": 200, "draws": 200}
+    result = bs.sweep(df, executor="serial", at={"x": [1e12]}, **TINY | short | {"extrapolation": "auto"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bs.fit(df, "power", y="loss", x="x", progress=False, **short)  # extrapolation="auto"
+    kept, row = fit.settings.extrapolation, result.groups.iloc[0]
+    assert "rate" in kept, kept  # these rows are wide enough in compute to measure it
+    assert row["calibration"] in ("measured", *(f"measured; {k} of 3 nested fits failed the gate"
+                                                for k in (1, 2, 3)))
+    assert row["rate"] == pytest.approx(kept["rate"]) and row["reach"] == pytest.approx(kept["reach"])
