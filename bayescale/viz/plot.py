@@ -86,6 +86,8 @@ def plot_fit(fit, level: float = 0.9, extend: float = 1.0, ax=None, cols: int = 
         a.set(xscale="log" if (x > 0).all() else "linear", yscale="log" if positive else "linear",
               xlabel=xmap[first], ylabel=ycol,
               title=family if n > 1 else "")  # one family: the figure's title names the law
+        if positive:
+            _plain_log_ticks(a.yaxis)
         if len(a.get_legend_handles_labels()[0]) > 1:
             a.legend(fontsize="small", title_fontsize="small", title=_ratio_title(design, first))
     for a in axes[n:]:
@@ -93,6 +95,14 @@ def plot_fit(fit, level: float = 0.9, extend: float = 1.0, ax=None, cols: int = 
     fig.suptitle(f"{fit.law.name}: posterior median and {100 * level:g}% band", fontsize="medium")
     fig.tight_layout()
     return fig
+
+
+def _plain_log_ticks(axis) -> None:
+    """Plain numbers (2, 3, 4) rather than 3 x 10^0 on a log axis that spans about a decade."""
+    from matplotlib.ticker import LogFormatter
+
+    axis.set_major_formatter(LogFormatter())
+    axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
 
 
 def _ratios(design, first):
@@ -187,6 +197,9 @@ def ppc_figure(fit, seed: int = 0, figsize: tuple = (10, 4.2)):
     scale = "log" if fit.design.outcome.kind == "positive" else "linear"
     left.set(xscale=scale, yscale=scale, xlabel="observed y",
              ylabel="replicated y: median, 90% interval", title="Observed vs replicated")
+    if scale == "log":
+        _plain_log_ticks(left.xaxis)
+        _plain_log_ticks(left.yaxis)
     left.legend(fontsize="small")
     grid = np.linspace(0, 1, 201)
     groups = [(f, fit.design.family_idx == k) for k, f in enumerate(fit.design.families)]

@@ -344,6 +344,20 @@ def _verdict(fit) -> str:
             f"as it is. Why:</p>{why}")
 
 
+def _bands_beyond(fit) -> str:
+    """One sentence on how the bands widen beyond the data (the fit's own calibration)."""
+    kept = fit.settings.extrapolation
+    if kept and "rate" in kept:
+        text = (f"Beyond the data the bands widen by the law's own error, measured by a rolling "
+                f"backtest inside the data: {_fmt(kept['rate'], 3)} per decade (link scale), measured "
+                f"up to {_fmt(kept['reach'], 3)} decades.")
+    elif kept and "skipped" in kept:
+        text = f"Law-only bands beyond the data: the calibration was skipped ({kept['skipped']})."
+    else:
+        text = "Law-only bands beyond the data: the fit was not calibrated (extrapolation=False)."
+    return f'<p class="note">{_e(text)}</p>'
+
+
 def _answer_section(fit, forecasts: pd.DataFrame | None) -> str:
     law = fit.law
     parts = [_verdict(fit),
@@ -351,7 +365,7 @@ def _answer_section(fit, forecasts: pd.DataFrame | None) -> str:
              f"y = <code>{_e(law.formula.text)}</code>, fitted to {len(fit.design.y)} rows of "
              f"{fit.design.n_families} famil{'y' if fit.design.n_families == 1 else 'ies'}.</p>"]
     if forecasts is not None:
-        parts += ["<h3>Forecasts</h3>", _forecast_section(forecasts)]
+        parts += ["<h3>Forecasts</h3>", _forecast_section(forecasts), _bands_beyond(fit)]
     else:
         parts.append('<p class="note">No forecasts were asked for (with the command line: '
                      "<code>bayescale report FITDIR --at N=...</code>).</p>")

@@ -109,20 +109,22 @@ def recorder(monkeypatch):
     return calls
 
 
-def test_each_group_is_calibrated_by_default_before_its_forecasts(done, recorder):
+def test_each_group_is_calibrated_before_its_forecasts(done, recorder):
     df, _, plain = done
     both = df[df["task"].isin(["a", "c"])]
-    result = bs.sweep(both, executor="serial", at={"x": [1e10, 1e11]}, **TINY | {"extrapolation": "auto"})
+    result = bs.sweep(both, executor="serial", at={"x": [1e10, 1e11]}, **TINY | {"extrapolation": True})
     # each group's own rows, the nested fits shortened and silent, seeded by the sweep's seed
     assert [(tasks, n) for tasks, n, _, _ in recorder] == [(["a"], 25), (["c"], 25)]
     assert all(s.chains == 1 and s.draws == 150 and s.progress is False for _, _, s, _ in recorder)
     assert all(options["seed"] == 0 for _, _, _, options in recorder)
     groups = result.groups.set_index("task")
-    assert groups.loc["a", "calibration"] == "skipped: too narrow in compute for 3 origins"
+    # required but impossible: that group is an error, the sweep goes on
+    assert groups.loc["a", "status"] == "error"
+    assert "extrapolation=True: too narrow in compute" in groups.loc["a", "message"]
     assert groups.loc["c", "calibration"] == "measured" and groups.loc["c", "rate"] > 0.4
     fitted = plain.groups["status"] != "error"
     assert set(plain.groups.loc[fitted, "calibration"]) == {"off"}
-    # the same draws as the plain sweep; the forecasts beyond c's data are wider, inside the same
+    # the same draws as the plain sweep; the forecasts beyond c's data are wider
     pd.testing.assert_frame_equal(result.parameters[result.parameters["task"] == "c"].reset_index(drop=True),
                                   plain.parameters[plain.parameters["task"] == "c"].reset_index(drop=True))
     wide = result.forecasts[result.forecasts["task"] == "c"].reset_index(drop=True)
@@ -133,11 +135,12 @@ def test_each_group_is_calibrated_by_default_before_its_forecasts(done, recorder
     assert (width(wide)[beyond] > width(narrow)[beyond]).all()
 
 
-def test_a_group_that_must_be_calibrated_but_cannot_is_an_error(done, recorder):
-    df, _, _ = done
-    result = bs.sweep(df[df["task"] == "a"], executor="serial", **TINY | {"extrapolation": True})
-    row = result.groups.iloc[0]
-    assert row["status"] == "error" and "extrapolation=True: too narrow" in row["message"]
+def test_the_default_is_bs_fit_default():
+    """``extrapolation`` defaults to "auto" in a sweep, as in ``bs.fit``."""
+    import inspect
+
+    assert inspect.signature(bs.sweep).parameters["extrapolation"].default == "auto"
+    assert inspect.signature(bs.fit).parameters["extrapolation"].default == "auto"
 
 
 @pytest.mark.slow  # kills a worker process mid-fit

@@ -125,6 +125,18 @@ def page(tiny_fit, forecasts):
     return text, parse(text)
 
 
+@pytest.fixture
+def stub_figures(monkeypatch):
+    """Every figure of the report drawn as one small empty plot: for tests of the text only."""
+    import matplotlib.pyplot as plt
+
+    def small(*args, **kwargs):
+        return plt.figure(figsize=(1, 1))
+
+    for name in ("plot_fit", "ppc_figure", "rank_figure", "trace_figure"):
+        monkeypatch.setattr(report, name, small)
+
+
 def test_report_is_well_formed_and_self_contained(page):
     text, p = page
     assert text.startswith("<!DOCTYPE html>")
@@ -199,7 +211,7 @@ def test_report_diagnostics_verdicts_and_warnings(page, tiny_fit):
     assert "[extrapolation]" in body  # the 1e14 forecast is > 2 decades outside the data
 
 
-def test_report_forecast_table_only_with_forecasts(page, tiny_fit):
+def test_report_forecast_table_only_with_forecasts(page, tiny_fit, stub_figures):
     text, _ = page
     assert 'class="forecasts"' in text
     for col in ("median", "lo90", "hi90", "extrap_x"):
@@ -221,7 +233,7 @@ def test_bad_arguments_are_named(tiny_fit, forecasts):
         report.render(tiny_fit, extra_warnings="one warning")
 
 
-def test_a_figure_that_cannot_be_drawn_is_reported_not_fatal(tiny_fit, monkeypatch):
+def test_a_figure_that_cannot_be_drawn_is_reported_not_fatal(tiny_fit, monkeypatch, stub_figures):
     def broken(*args, **kwargs):
         raise RuntimeError("no ranks today")
 
@@ -233,7 +245,7 @@ def test_a_figure_that_cannot_be_drawn_is_reported_not_fatal(tiny_fit, monkeypat
     assert "RuntimeError: no ranks today" in " ".join(sampler["text"])
 
 
-def test_report_escapes_text_and_truncates_long_data(tiny_fit, monkeypatch):
+def test_report_escapes_text_and_truncates_long_data(tiny_fit, monkeypatch, stub_figures):
     monkeypatch.setattr(report, "MAX_ROWS", 5)
     fake = pd.DataFrame({"x": [1e9], "family": ["<script>alert(1)</script>"], "mean": [2.0]})
     text = report.render(tiny_fit, fake, extra_warnings=["<b>odd</b> & co"])
