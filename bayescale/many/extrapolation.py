@@ -59,7 +59,8 @@ def record(extrapolation) -> object:
 def calibrate(fit, df, req, chosen, executor=None):
     """Keep the calibration beyond the data of ``fit`` (of ``df``, made by ``req``) with it.
 
-    ``chosen`` is what :func:`option` returned.  The nested fits are ``req``'s with at
+    ``chosen`` is what :func:`option` returned (or a calibration's ``record()``, kept as
+    given).  The nested fits are ``req``'s with at
     most the config's chains and draws, seeded by ``req``'s seed, exactly as ``bs.fit``
     makes them; their verdicts go to ``fit.settings.nested``.  Returns ``fit``.
 
@@ -70,8 +71,9 @@ def calibrate(fit, df, req, chosen, executor=None):
     """
     if chosen is None:
         return fit
-    if isinstance(chosen, Calibration):
-        fit.settings = fit.settings.with_(extrapolation=chosen.record())
+    if isinstance(chosen, Calibration | dict):
+        kept = chosen.record() if isinstance(chosen, Calibration) else dict(chosen)
+        fit.settings = fit.settings.with_(extrapolation=kept)
         return fit
     short = req.with_(sampler={"chains": min(req.sampler.chains, chosen.chains),
                                "warmup": min(req.sampler.warmup, chosen.draws),

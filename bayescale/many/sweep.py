@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..data.design import require_column
 from ..errors import BayescaleError, DataError
+from ..evaluate.calibration import Calibration
 from ..inference import executor as runner
 from ..inference.config import SamplerConfig, take
 from ..inference.stacked import shape_key
@@ -132,7 +133,7 @@ def sweep(df: pd.DataFrame, law="power", by=None, y: str = "loss", x=None, group
         narrow in compute, ``"auto"`` gives that group law-only bands and says
         why in its ``calibration`` column, where ``True`` records the group as
         ``error``.  ``False`` fits plain groups with law-only bands (the
-        cheapest, and what a sweep did before this option).  A
+        cheapest).  A
         :class:`~bayescale.evaluate.calibration.CalibrationConfig` sets the
         nested backtest; a :class:`~bayescale.evaluate.calibration.Calibration`
         is applied to every group as given.
@@ -174,6 +175,8 @@ def sweep(df: pd.DataFrame, law="power", by=None, y: str = "loss", x=None, group
     """
     settings = dict(settings)
     chosen = calibration.option(extrapolation)  # an unknown value fails before any fit
+    if isinstance(chosen, Calibration):  # workers need only its numbers, not the fit it came from
+        chosen = chosen.record()
     c = take(settings, SweepConfig, config)
     kind, levels, executor, workers, chunk = c.kind, c.levels, c.executor, c.workers, c.chunk
     retries, redo_failed, progress = c.retries, c.redo_failed, c.progress

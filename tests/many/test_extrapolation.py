@@ -91,6 +91,8 @@ def test_off_measures_nothing_and_a_given_calibration_is_kept(recorder):
     assert extrapolation.calibrate(stand_in(), None, req, None).settings.extrapolation is None
     kept = extrapolation.calibrate(stand_in(), None, req, calibration())
     assert kept.settings.extrapolation == calibration().record() and calls == []
+    as_numbers = extrapolation.calibrate(stand_in(), None, req, calibration().record())  # in a worker
+    assert as_numbers.settings.extrapolation == calibration().record() and calls == []
     assert extrapolation.describe(stand_in()) == "off"
 
 
