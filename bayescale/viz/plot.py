@@ -1,5 +1,6 @@
 """Figures: fits (data, median and bands per family), allocation frontiers, posterior
-predictive checks and SBC rank histograms.  The only module (with the report) that draws.
+predictive checks, SBC rank histograms, and the sampler's rank and trace plots (ArviZ).
+The only module (with the report) that draws.
 
 :func:`plot` draws whatever it is given: a :class:`~bayescale.result.fit.Fit`, an
 :class:`~bayescale.forecast.allocate.Allocation` or an SBC result.
@@ -11,19 +12,36 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..errors import BayescaleError
 from ..evaluate.ppc import KS_95, loo_pit_values, ppc_summary, replicate
 from ..evaluate.sbc import SBCResult
 from ..forecast.allocate import Allocation
 
 MAX_CURVES = 8  # draw curves along fixed input ratios when there are at most this many
+MAX_SAMPLER_VARS = 6  # rank and trace plots: a handful of panels stays readable
 
 
-def plot_fit(fit, level: float = 0.9, extend: float = 1.0, ax=None):
+def plot_fit(fit, level: float = 0.9, extend: float = 1.0, ax=None, cols: int = 3,
+             panel: tuple = (4.5, 3.6)):
     """Plot ``fit``: one panel per family, outcome against the law's first input.
 
     Along each distinct ratio of the other inputs to the first (e.g. tokens per
     parameter), the posterior median of the law and its ``level`` band are drawn
     from the smallest observed value to ``extend`` decades beyond the largest.
+
+    Parameters
+    ----------
+    fit : Fit
+    level : float
+        Central credible level of the band.
+    extend : float
+        Decades drawn beyond the largest observed value of the first input.
+    ax : matplotlib Axes or array of Axes, optional
+        Where to draw; by default a new figure with one panel per family.
+    cols : int
+        Panels per row of a new figure.
+    panel : (float, float)
+        Width and height of one panel of a new figure, in inches.
 
     Returns
     -------
@@ -36,9 +54,9 @@ def plot_fit(fit, level: float = 0.9, extend: float = 1.0, ax=None):
     first = list(xmap)[0]
     n = design.n_families
     if ax is None:
-        cols = min(n, 3)
+        cols = max(1, min(n, int(cols)))
         rows = (n + cols - 1) // cols
-        fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.6 * rows), squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=(panel[0] * cols, panel[1] * rows), squeeze=False)
         axes = axes.ravel()
     else:
         fig, axes = ax.figure, np.atleast_1d(ax)
@@ -67,14 +85,24 @@ def plot_fit(fit, level: float = 0.9, extend: float = 1.0, ax=None):
         positive = design.outcome.kind == "positive"
         a.set(xscale="log" if (x > 0).all() else "linear", yscale="log" if positive else "linear",
               xlabel=xmap[first], ylabel=ycol,
-              title=family if n > 1 else fit.law.name)
+              title=family if n > 1 else "")  # one family: the figure's title names the law
+        if positive:
+            _plain_log_ticks(a.yaxis)
         if len(a.get_legend_handles_labels()[0]) > 1:
-            a.legend(fontsize=7, title_fontsize=7, title=_ratio_title(design, first))
+            a.legend(fontsize="small", title_fontsize="small", title=_ratio_title(design, first))
     for a in axes[n:]:
         a.set_visible(False)
-    fig.suptitle(f"{fit.law.name}: posterior median and {100 * level:g}% band", fontsize=10)
+    fig.suptitle(f"{fit.law.name}: posterior median and {100 * level:g}% band", fontsize="medium")
     fig.tight_layout()
     return fig
+
+
+def _plain_log_ticks(axis) -> None:
+    """Plain numbers (2, 3, 4) rather than 3 x 10^0 on a log axis that spans about a decade."""
+    from matplotlib.ticker import LogFormatter
+
+    axis.set_major_formatter(LogFormatter())
+    axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
 
 
 def _ratios(design, first):
@@ -143,7 +171,7 @@ def plot_allocation(allocation, ax=None):
     return fig
 
 
-def ppc_figure(fit, seed: int = 0):
+def ppc_figure(fit, seed: int = 0, figsize: tuple = (10, 4.2)):
     """Two panels: observed against replicated y, and the LOO-PIT ECDF minus uniform.
 
     Left: per family, observed y against the posterior predictive median with
@@ -159,7 +187,7 @@ def ppc_figure(fit, seed: int = 0):
     back = fit.design.outcome.inverse
     med = back(np.median(reps, 0))
     lo, hi = back(np.quantile(reps, [0.05, 0.95], axis=0))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=figsize)
     for k, family in enumerate(fit.design.families):
         m = fit.design.family_idx == k
         left.errorbar(y[m], med[m], yerr=[med[m] - lo[m], hi[m] - med[m]], fmt="o", ms=3,
@@ -168,7 +196,10 @@ def ppc_figure(fit, seed: int = 0):
     left.plot(span, span, "k--", lw=1, label="y = x")
     scale = "log" if fit.design.outcome.kind == "positive" else "linear"
     left.set(xscale=scale, yscale=scale, xlabel="observed y",
-             ylabel="posterior predictive median (90% interval)", title="Observed vs replicated")
+             ylabel="replicated y: median, 90% interval", title="Observed vs replicated")
+    if scale == "log":
+        _plain_log_ticks(left.xaxis)
+        _plain_log_ticks(left.yaxis)
     left.legend(fontsize="small")
     grid = np.linspace(0, 1, 201)
     groups = [(f, fit.design.family_idx == k) for k, f in enumerate(fit.design.families)]
@@ -182,7 +213,7 @@ def ppc_figure(fit, seed: int = 0):
     right.fill_between(grid, -band, band, color="grey", alpha=0.2, label="95% band")
     right.axhline(0, color="k", lw=0.8)
     right.set(xlabel="LOO-PIT", ylabel="ECDF - uniform", xlim=(0, 1), title="LOO-PIT calibration")
-    right.legend(fontsize="small")
+    right.legend(fontsize="small", loc="lower right")
     fig.tight_layout()
     return fig
 
@@ -208,6 +239,88 @@ def plot_sbc(result, bins: int = 10):
     fig.suptitle(f"{result.law}: SBC rank histograms ({reps} replicates)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def sampler_variables(fit, limit: int = MAX_SAMPLER_VARS) -> list[str]:
+    """The few quantities whose chains the rank and trace plots show.
+
+    The law's parameters that take one value for every family (all of them for a
+    single family), then ``sigma``, at most ``limit`` in all: per-family and
+    non-centred auxiliary quantities would multiply the panels past reading.
+    """
+    post = fit.idata.posterior
+    one = [name for name in fit.law.parameters
+           if fit.design.n_families == 1 or fit.structure.pool(name) == "shared"]
+    names = [n for n in one if n in post.data_vars]
+    if "sigma" in post.data_vars:
+        names = names[:max(0, limit - 1)] + ["sigma"]
+    return names[:limit]
+
+
+def _sampler_dataset(fit, var_names):
+    """The posterior of ``var_names``, a shared parameter's copy per family reduced to one."""
+    import xarray as xr
+
+    post = fit.idata.posterior
+    names = sampler_variables(fit) if var_names is None else list(var_names)
+    missing = [n for n in names if n not in post.data_vars]
+    if missing or not names:
+        raise BayescaleError(f"no posterior quantity {missing[0] if missing else '(none given)'!r}; "
+                         f"the posterior has {', '.join(post.data_vars)}.")
+    data = {}
+    for name in names:
+        values = post[name]
+        if "family" in values.dims and (fit.design.n_families == 1 or name in fit.law.parameters
+                                        and fit.structure.pool(name) == "shared"):
+            values = values.isel(family=0, drop=True)  # one value repeated for every family
+        data[name] = values
+    return xr.Dataset(data)
+
+
+def _arviz_figure(draw, fit, var_names, height: float):
+    """Run an ``arviz_plots`` function on the chosen quantities; returns its matplotlib Figure."""
+    data = _sampler_dataset(fit, var_names)
+    n = sum(int(np.prod([data[v].sizes[d] for d in data[v].dims if d not in ("chain", "draw")]))
+            for v in data.data_vars)
+    cols = min(2, max(1, n))
+    rows = -(-n // cols)
+    pc = draw(data, backend="matplotlib", col_wrap=cols,
+              figure_kwargs={"figsize": (5.6 * cols, height * rows)})
+    fig = pc.viz.ds["figure"].item()
+    fig.tight_layout()
+    return fig
+
+
+def rank_figure(fit, var_names=None):
+    """ArviZ rank plot of each chain (``arviz_plots.plot_rank``) for a few quantities.
+
+    Each line is one chain's ECDF of its fractional ranks minus the uniform one;
+    chains that explored the same posterior stay inside the simultaneous band
+    around zero.  ``var_names`` defaults to :func:`sampler_variables`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import arviz_plots as azp
+
+    return _arviz_figure(azp.plot_rank, fit, var_names, 2.8)
+
+
+def trace_figure(fit, var_names=None):
+    """ArviZ trace plot (``arviz_plots.plot_trace``): each chain's draws in order.
+
+    Well-mixed chains overlap as stationary noise; a drift or a chain stuck
+    apart shows a sampler that has not converged.  ``var_names`` defaults to
+    :func:`sampler_variables`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import arviz_plots as azp
+
+    return _arviz_figure(azp.plot_trace, fit, var_names, 2.6)
 
 
 def plot(obj, **kwargs):

@@ -1,7 +1,14 @@
-"""A fit as one self-contained HTML page: data, law, posterior, diagnostics, plot, forecasts.
+"""A fit as one self-contained HTML page that answers first.
+
+The page opens with the answer: the forecasts with their bands (when asked
+for), the law, and the diagnostics gate's verdict with its reasons.  Then the
+figures, each large enough to read: the fitted curves per family, the posterior
+predictive check, and ArviZ rank and trace plots of the few quantities shared
+by every family.  Then the numbers behind them (posterior summary, diagnostics,
+law, warnings), and last the raw data, folded away in a ``<details>`` element.
 
 :func:`render` returns the page as text; :func:`write` saves it.  The page loads
-nothing from outside: the figure is an inline base64 PNG and the style sheet is
+nothing from outside: the figures are inline base64 PNGs and the style sheet is
 inline, so the file can be mailed or archived as it is.  Every piece of text
 (column names, family labels, law descriptions, warnings) is escaped.
 
@@ -22,11 +29,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .plot import plot_fit
+from .plot import plot_fit, ppc_figure, rank_figure, sampler_variables, trace_figure
 
 MAX_ROWS = 200  # rows of the data table shown
 
-SECTIONS = ("Data", "Law", "Posterior summary", "Diagnostics", "Fit plot", "Forecasts", "Warnings")
+# in page order: the answer first, the raw data last
+SECTIONS = ("Answer", "Fitted curves", "Posterior predictive check", "Rank and trace plots",
+            "Posterior summary", "Diagnostics", "Law", "Warnings", "Data")
+FIGURE_RC = {"font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12, "xtick.labelsize": 11,
+             "ytick.labelsize": 11, "legend.fontsize": 11, "figure.titlesize": 14}
 
 _STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -44,7 +55,14 @@ code { background: #f4f4f4; padding: 0 .2em; }
 .warnings { background: #fff4d6; border-left: 4px solid #e0a000; padding: .6em 1em .6em 2em; }
 .none { color: #666; }
 .note { color: #555; font-size: 90%; }
-img { max-width: 100%; }
+.answer { background: #f7f9fc; border: 1px solid #c9d3e3; border-radius: 4px; padding: .2em 1.2em 1em; }
+.answer h2 { border: none; margin-top: .6em; }
+.verdict { font-size: 115%; }
+figure { margin: 1em 0 2em; }
+figure img { display: block; max-width: 100%; height: auto; border: 1px solid #e4e4e4; }
+figcaption { color: #444; font-size: 95%; margin-top: .4em; }
+details summary { cursor: pointer; font-weight: bold; margin: .5em 0; }
+nav { font-size: 95%; }
 """
 
 
@@ -102,8 +120,10 @@ def _data_section(fit) -> str:
     if n > MAX_ROWS:
         parts.append(f'<p class="note">Showing the first {MAX_ROWS} of {n} rows '
                      f"(the full data is data.csv in the fit directory).</p>")
-    parts.append(_table(shown))
-    return "\n".join(parts)
+    parts.append(_table(shown, cls="data"))
+    shown_n = min(n, MAX_ROWS)
+    return (parts[0] + f"\n<details>\n<summary>Show the {shown_n} data row{'s' if shown_n != 1 else ''}"
+            f" and the column roles</summary>\n" + "\n".join(parts[1:]) + "\n</details>")
 
 
 def _law_section(fit) -> str:
@@ -225,14 +245,10 @@ def _diagnostics_section(fit) -> str:
     return verdict + "\n" + table
 
 
-def figure_png(fit) -> bytes:
-    """The fit's figure (:func:`bayescale.viz.plot.plot_fit`) as PNG bytes; the figure is closed.
-
-    The matplotlib backend is left as the user set it: saving to PNG needs no display.
-    """
+def _png(fig) -> bytes:
+    """``fig`` as PNG bytes; the figure is closed."""
     import matplotlib.pyplot as plt
 
-    fig = plot_fit(fit)
     try:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100)
@@ -241,14 +257,119 @@ def figure_png(fit) -> bytes:
     return buf.getvalue()
 
 
-def _plot_section(fit) -> str:
+def _curves(fit):
+    """The fitted curves at report size: one wide panel, or two per row of 560 pixels each."""
+    if fit.design.n_families == 1:
+        return plot_fit(fit, cols=1, panel=(9.6, 5.6))
+    return plot_fit(fit, cols=2, panel=(5.6, 4.4))
+
+
+def figure_png(fit) -> bytes:
+    """The fit's figure (:func:`bayescale.viz.plot.plot_fit`) as PNG bytes, drawn at report size.
+
+    At 100 dpi with 12-point text, it fits the page's column (1120 pixels) without
+    shrinking.  The matplotlib backend is left as the user set it: saving to PNG
+    needs no display.
+    """
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context(FIGURE_RC):
+        return _png(_curves(fit))
+
+
+def _figure(kind: str, draw, alt: str, caption: str) -> str:
+    """One figure as an inline PNG with its caption; a figure that cannot be drawn says why."""
+    import matplotlib.pyplot as plt
+
     try:
-        png = figure_png(fit)
+        with plt.rc_context(FIGURE_RC):
+            png = _png(draw())
     except Exception as exc:  # noqa: BLE001 - a failed figure must not cost the whole report
-        return f'<p class="fail">The figure could not be drawn: {_e(type(exc).__name__)}: {_e(exc)}</p>'
+        return (f'<p class="fail" data-figure="{_e(kind)}">The {_e(kind)} figure could not be drawn: '
+                f"{_e(type(exc).__name__)}: {_e(exc)}</p>")
     data = base64.b64encode(png).decode("ascii")
-    return (f'<img src="data:image/png;base64,{data}" alt="{_e(fit.law.name)}: data, posterior '
-            f'median and 90% band per family">')
+    return (f'<figure data-figure="{_e(kind)}">\n<img src="data:image/png;base64,{data}" '
+            f'alt="{_e(alt)}">\n<figcaption>{caption}</figcaption>\n</figure>')
+
+
+def _curves_section(fit) -> str:
+    caption = ("Observed rows (dots) and the law's posterior median (line) with its 90% band, one "
+               "panel per family, drawn one decade beyond the largest observed value.")
+    return _figure("curves", lambda: _curves(fit),
+                   f"{fit.law.name}: data, posterior median and 90% band per family", caption)
+
+
+def _ppc_section(fit) -> str:
+    caption = ("Left: each observed outcome against the posterior predictive median with its 90% "
+               "interval; points near the dashed line y = x are reproduced by the model. Right: the "
+               "ECDF of the LOO-PIT values minus the uniform one; a calibrated model stays inside the "
+               "grey 95% band.")
+    return _figure("ppc", lambda: ppc_figure(fit, figsize=(11.2, 5.0)), "posterior predictive check",
+                   caption)
+
+
+def _sampler_section(fit) -> str:
+    try:
+        names = sampler_variables(fit)
+    except Exception:  # noqa: BLE001 - drawn below, where the failure is reported
+        names = []
+    shown = ", ".join(names) if names else "none"
+    note = (f'<p class="note">Shown for the quantities shared by every family and the noise scale '
+            f"({_e(shown)}); per-family values are in the posterior summary.</p>")
+    rank = _figure("rank", lambda: rank_figure(fit), "rank plot per chain",
+                   "Rank plot: each chain's ECDF of its fractional ranks minus the uniform one. Chains "
+                   "that explored the same posterior stay near zero; p is the test of uniform ranks, "
+                   "a p below &alpha; flags chains that disagree.")
+    trace = _figure("trace", lambda: trace_figure(fit), "trace plot per chain",
+                    "Trace plot: each chain's draws in order. Well-mixed chains overlap as stationary "
+                    "noise with no drift and no chain stuck apart.")
+    return "\n".join((note, rank, trace))
+
+
+def _verdict(fit) -> str:
+    """The gate's verdict in one paragraph, with the failed checks' reasons."""
+    from ..result.fit import GATE_KINDS
+
+    if fit.ok:
+        return ('<p class="verdict"><span class="pass">Diagnostics passed</span>: the sampler '
+                "explored the posterior well enough to trust these numbers.</p>")
+    reasons = [w for w in fit.warnings if w.kind in GATE_KINDS]
+    failed = [r for r in checks(fit) if r["status"] == "failed"]
+    items = [f"<li><b>{_e(w.kind)}</b>: {_e(w.message)}</li>" for w in reasons]
+    if not items:
+        items = [f"<li><b>{_e(r['check'])}</b> {_e(r['value'])} (rule {_e(r['rule'])}): "
+                 f"{_e(r['meaning'])}</li>" for r in failed]
+    why = f"\n<ul>\n{chr(10).join(items)}\n</ul>" if items else ""
+    return ('<p class="verdict"><span class="fail">Diagnostics FAILED</span>: do not trust this fit '
+            f"as it is. Why:</p>{why}")
+
+
+def _bands_beyond(fit) -> str:
+    """One sentence on how the bands widen beyond the data (the fit's own calibration)."""
+    kept = fit.settings.extrapolation
+    if kept and "rate" in kept:
+        text = (f"Beyond the data the bands widen by the law's own error, measured by a rolling "
+                f"backtest inside the data: {_fmt(kept['rate'], 3)} per decade (link scale), measured "
+                f"up to {_fmt(kept['reach'], 3)} decades.")
+    elif kept and "skipped" in kept:
+        text = f"Law-only bands beyond the data: the calibration was skipped ({kept['skipped']})."
+    else:
+        text = "Law-only bands beyond the data: the fit was not calibrated (extrapolation=False)."
+    return f'<p class="note">{_e(text)}</p>'
+
+
+def _answer_section(fit, forecasts: pd.DataFrame | None) -> str:
+    law = fit.law
+    parts = [_verdict(fit),
+             f"<p>Law <b>{_e(law.name)}</b>{': ' + _e(law.title) if law.title else ''}; "
+             f"y = <code>{_e(law.formula.text)}</code>, fitted to {len(fit.design.y)} rows of "
+             f"{fit.design.n_families} famil{'y' if fit.design.n_families == 1 else 'ies'}.</p>"]
+    if forecasts is not None:
+        parts += ["<h3>Forecasts</h3>", _forecast_section(forecasts), _bands_beyond(fit)]
+    else:
+        parts.append('<p class="note">No forecasts were asked for (with the command line: '
+                     "<code>bayescale report FITDIR --at N=...</code>).</p>")
+    return "\n".join(parts)
 
 
 def _forecast_section(forecasts: pd.DataFrame) -> str:
@@ -302,45 +423,74 @@ def render(fit, forecasts: pd.DataFrame | None = None, extra_warnings: list[str]
         Further warnings to list (e.g. those caught while forecasting).  When
         ``None``, forecasts far outside the data are detected from the
         ``extrap_*`` columns.
+
+    Returns
+    -------
+    str
+        The page: the answer (forecasts, law, the diagnostics verdict and why), the
+        figures (fitted curves, posterior predictive check, rank and trace plots),
+        the posterior summary, diagnostics, law and warnings, and last the raw data,
+        folded away.
+
+    Raises
+    ------
+    BayescaleError
+        ``fit`` is not a fit, ``forecasts`` not a table, or ``extra_warnings`` not a
+        list of text.
     """
+    _check_inputs(fit, forecasts, extra_warnings)
     if extra_warnings is None:
         extra_warnings = extrapolation_warnings(forecasts)
     title = f"bayescale report: {fit.law.name}"
-    verdict = "passed" if fit.ok else "FAILED"
-    sections = [
-        ("Data", _data_section(fit)),
-        ("Law", _law_section(fit)),
-        ("Posterior summary", _summary_section(fit)),
-        ("Diagnostics", _diagnostics_section(fit)),
-        ("Fit plot", _plot_section(fit)),
-    ]
-    if forecasts is not None:
-        sections.append(("Forecasts", _forecast_section(forecasts)))
-    sections.append(("Warnings", _warnings_section(fit, list(extra_warnings))))
-    nav = " | ".join(f'<a href="#{_anchor(name)}">{_e(name)}</a>' for name, _ in sections)
-    body = "\n".join(f'<section id="{_anchor(name)}">\n<h2>{_e(name)}</h2>\n{content}\n</section>'
-                     for name, content in sections)
+    contents = {
+        "Answer": _answer_section(fit, forecasts),
+        "Fitted curves": _curves_section(fit),
+        "Posterior predictive check": _ppc_section(fit),
+        "Rank and trace plots": _sampler_section(fit),
+        "Posterior summary": _summary_section(fit),
+        "Diagnostics": _diagnostics_section(fit),
+        "Law": _law_section(fit),
+        "Warnings": _warnings_section(fit, list(extra_warnings)),
+        "Data": _data_section(fit),
+    }
+    nav = " | ".join(f'<a href="#{_anchor(name)}">{_e(name)}</a>' for name in SECTIONS[1:])
+    answer, *rest = (_section(name, contents[name]) for name in SECTIONS)
     __version__ = _version()
-
     n_warn = len(fit.warnings) + len(extra_warnings)
-    families = "y" if fit.design.n_families == 1 else "ies"
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_e(title)}</title>
 <style>{_STYLE}</style>
 </head>
 <body>
 <h1>{_e(title)}</h1>
-<p>{_e(len(fit.design.y))} rows, {_e(fit.design.n_families)} famil{families};
-diagnostics <span class="{'pass' if fit.ok else 'fail'}">{verdict}</span>; {n_warn} warning(s).
-Written by bayescale {_e(__version__)}.</p>
-<p>{nav}</p>
-{body}
+{answer}
+<nav><p>Further down: {nav}. {n_warn} warning(s). Written by bayescale {_e(__version__)}.</p></nav>
+{chr(10).join(rest)}
 </body>
 </html>
 """
+
+
+def _check_inputs(fit, forecasts, extra_warnings) -> None:
+    from ..errors import BayescaleError
+
+    if not all(hasattr(fit, a) for a in ("idata", "design", "law", "settings")):
+        raise BayescaleError(f"the report is of a fit (bs.fit or bs.load), not {type(fit).__name__}.")
+    if forecasts is not None and not isinstance(forecasts, pd.DataFrame):
+        raise BayescaleError(f"forecasts= takes the table of fit.predict(...) (a DataFrame), not "
+                             f"{type(forecasts).__name__}.")
+    if extra_warnings is not None and (isinstance(extra_warnings, str) or not all(
+            isinstance(w, str) for w in extra_warnings)):
+        raise BayescaleError("extra_warnings= takes a list of str, one warning each.")
+
+
+def _section(name: str, content: str) -> str:
+    cls = ' class="answer"' if name == "Answer" else ""
+    return f'<section id="{_anchor(name)}"{cls}>\n<h2>{_e(name)}</h2>\n{content}\n</section>'
 
 
 def _anchor(name: str) -> str:

@@ -35,6 +35,11 @@ def fit_argv(data, *extra, law="power", y="loss", x=("x",), out="{tmp}/fit"):
     return ["fit", data, "--law", law, "--y", y, *xs, *SHORT, "--out", out, *extra]
 
 
+def sweep_argv(data, by="family"):
+    return ["sweep", data, "--law", "power", "--y", "loss", "--x", "x", "--by", by,
+            *SHORT[:-1], "--serial", "--out", "{tmp}/sweep"]
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -165,6 +170,14 @@ CASES = [
     Case("report_out_is_directory", ["report", "{tmp}/fit", "--out", "{tmp}"], 2,
          "is a directory; give a file name"),
     Case("report_kind_banana", ["report", "{tmp}/fit", "--kind", "banana"], 2, "invalid choice: 'banana'"),
+    Case("report_levels_1.5", ["report", "{tmp}/fit", "--at", "x=1e9", "--levels", "1.5"], 2,
+         "--levels value '1.5' must lie strictly between 0 and 1"),
+    # ---- sweep: refused before any fit ------------------------------------------------------
+    Case("sweep_extrapolation_and_law_only", [*sweep_argv("{dir}/ok.csv"), "--extrapolation", "--law-only"],
+         2, "argument --law-only: not allowed with argument --extrapolation"),
+    Case("sweep_extrapolation_value", [*sweep_argv("{dir}/ok.csv"), "--extrapolation", "maybe"], 2,
+         "unrecognized arguments: maybe"),
+    Case("sweep_by_unknown_column", sweep_argv("{dir}/ok.csv", by="stage"), 2, "'stage'"),
 ]
 
 

@@ -504,7 +504,7 @@ def test_sweep_records_each_group_and_resumes(tmp_path):
     data = tmp_path / "tasks.csv"
     pd.concat(frames).to_csv(data, index=False)
     argv = ["sweep", data, "--law", "power", "--y", "loss", "--x", "x", "--by", "task", *TINY,
-            "--out", tmp_path / "out", "--at", "1e10", "--serial"]
+            "--out", tmp_path / "out", "--at", "1e10", "--law-only", "--serial"]
     code, stdout, stderr = run(argv)
     assert code == 1, stderr  # a group did not pass
     groups = pd.read_csv(tmp_path / "out" / "groups.csv").set_index("task")
@@ -516,3 +516,27 @@ def test_sweep_records_each_group_and_resumes(tmp_path):
     assert code == 1 and "2 of 2 groups already done; nothing left to fit" in stderr
     code, _, stderr = run([*argv[:-1], "--serial", "--scheduler", "local"])
     assert code == 2 and "not allowed with argument" in error_line(stderr)
+
+
+def test_sweep_takes_the_extrapolation_flags_of_fit(tmp_path, monkeypatch):
+    """Default: calibrate where the data allow; --extrapolation: require it; --law-only: skip it."""
+    import pandas as pd
+
+    from bayescale.many import sweep as sweep_module
+
+    seen = []
+
+    def sweep(df, **options):
+        seen.append(options["extrapolation"])
+        groups = pd.DataFrame({"task": ["a"], "status": ["ok"], "message": [""]})
+        return sweep_module.Sweep(groups, pd.DataFrame(), pd.DataFrame(), {"law": "power"})
+
+    monkeypatch.setattr(sweep_module, "sweep", sweep)
+    data = tmp_path / "tasks.csv"
+    bs.datasets.simulate("power", families=1, seeds=1, seed=0).assign(task="a").to_csv(data, index=False)
+    argv = ["sweep", data, "--law", "power", "--y", "loss", "--x", "x", "--by", "task", *TINY,
+            "--out", tmp_path / "out", "--serial"]
+    for flags in ([], ["--extrapolation"], ["--law-only"]):
+        code, _, stderr = run([*argv, *flags])
+        assert code == 0, stderr
+    assert seen == ["auto", True, False]

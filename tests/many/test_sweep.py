@@ -2,6 +2,7 @@
 
 import multiprocessing
 import threading
+import warnings
 from concurrent.futures import Executor
 
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 import bayescale as bs
 
 TINY = {"law": "power", "by": "task", "y": "loss", "x": "x", "chains": 1, "warmup": 150, "draws": 150,
-        "progress": False}
+        "progress": False, "extrapolation": False}
 
 
 def _table(tasks, bad=None):
@@ -62,6 +63,8 @@ def test_rerun_fits_nothing_and_other_settings_are_refused(done):
     pd.testing.assert_frame_equal(again.groups, result.groups)
     with pytest.raises(bs.BayescaleError, match="other settings.*options"):
         bs.sweep(df, out=out, executor=_Refuse(), at={"x": [1e10, 1e11]}, **TINY | {"draws": 151})
+    with pytest.raises(bs.BayescaleError, match="other settings.*extrapolation"):
+        bs.sweep(df, out=out, executor=_Refuse(), at={"x": [1e10, 1e11]}, **TINY | {"extrapolation": "auto"})
 
 
 def test_a_groups_draws_depend_on_its_own_values_only(done):
@@ -81,6 +84,63 @@ def test_bad_arguments_are_named():
         bs.sweep(df, **TINY | {"by": []})
     with pytest.raises(bs.BayescaleError, match="executor='gpu'"):
         bs.sweep(df, executor="gpu", **TINY)
+    with pytest.raises(bs.DataError, match="extrapolation='yes': pass 'auto', True, False"):
+        bs.sweep(df, executor=_Refuse(), **TINY | {"extrapolation": "yes"})
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    """The nested calibration of each group replaced by a recorder: a wide rate for task c,
+    data too narrow for any other task."""
+    from bayescale.evaluate.calibration import Calibration
+    from bayescale.many import extrapolation
+
+    calls = []
+
+    def measure(df, req, **options):
+        calls.append((sorted(df["task"].unique()), len(df), req.sampler, options))
+        if df["task"].iloc[0] != "c":
+            raise bs.DataError("too narrow in compute for 3 origins")
+        rows = pd.DataFrame({"decades": [0.5, 1.0], "error": [0.0, 0.1], "band_sd": [0.01, 0.02],
+                             "origin": [0, 1]})
+        return Calibration(rate=0.5, rows=rows, fit=None, reach=1.0, curvature=0.0, dof=3.0)
+
+    monkeypatch.setattr(extrapolation, "measure", measure)
+    return calls
+
+
+def test_each_group_is_calibrated_before_its_forecasts(done, recorder):
+    df, _, plain = done
+    both = df[df["task"].isin(["a", "c"])]
+    result = bs.sweep(both, executor="serial", at={"x": [1e10, 1e11]}, **TINY | {"extrapolation": True})
+    # each group's own rows, the nested fits shortened and silent, seeded by the sweep's seed
+    assert [(tasks, n) for tasks, n, _, _ in recorder] == [(["a"], 25), (["c"], 25)]
+    assert all(s.chains == 1 and s.draws == 150 and s.progress is False for _, _, s, _ in recorder)
+    assert all(options["seed"] == 0 for _, _, _, options in recorder)
+    groups = result.groups.set_index("task")
+    # required but impossible: that group is an error, the sweep goes on
+    assert groups.loc["a", "status"] == "error"
+    assert "extrapolation=True: too narrow in compute" in groups.loc["a", "message"]
+    assert groups.loc["c", "calibration"] == "measured" and groups.loc["c", "rate"] > 0.4
+    fitted = plain.groups["status"] != "error"
+    assert set(plain.groups.loc[fitted, "calibration"]) == {"off"}
+    # the same draws as the plain sweep; the forecasts beyond c's data are wider
+    pd.testing.assert_frame_equal(result.parameters[result.parameters["task"] == "c"].reset_index(drop=True),
+                                  plain.parameters[plain.parameters["task"] == "c"].reset_index(drop=True))
+    wide = result.forecasts[result.forecasts["task"] == "c"].reset_index(drop=True)
+    narrow = plain.forecasts[plain.forecasts["task"] == "c"].reset_index(drop=True)
+    beyond = narrow["distance"] > 0
+    assert beyond.any()
+    width = lambda t: t["hi90"] - t["lo90"]  # noqa: E731
+    assert (width(wide)[beyond] > width(narrow)[beyond]).all()
+
+
+def test_the_default_is_bs_fit_default():
+    """``extrapolation`` defaults to "auto" in a sweep, as in ``bs.fit``."""
+    import inspect
+
+    assert inspect.signature(bs.sweep).parameters["extrapolation"].default == "auto"
+    assert inspect.signature(bs.fit).parameters["extrapolation"].default == "auto"
 
 
 @pytest.mark.slow  # kills a worker process mid-fit
@@ -99,3 +159,18 @@ def test_a_killed_local_worker_loses_only_its_fit(tmp_path, kill_a_worker):
     assert result.groups["attempts"].max() == 2
     # and gave the draws they give anywhere else
     pd.testing.assert_frame_equal(result.parameters, serial.parameters)
+
+
+@pytest.mark.slow  # the nested calibration runs for real: 3 more fits, twice
+def test_a_group_is_calibrated_as_bs_fit_calibrates_its_rows():
+    df = _table(["a"])
+    short = {"chains": 2, "warmup": 200, "draws": 200}
+    result = bs.sweep(df, executor="serial", at={"x": [1e12]}, **TINY | short | {"extrapolation": "auto"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bs.fit(df, "power", y="loss", x="x", progress=False, **short)  # extrapolation="auto"
+    kept, row = fit.settings.extrapolation, result.groups.iloc[0]
+    assert "rate" in kept, kept  # these rows are wide enough in compute to measure it
+    assert row["calibration"] in ("measured", *(f"measured; {k} of 3 nested fits failed the gate"
+                                                for k in (1, 2, 3)))
+    assert row["rate"] == pytest.approx(kept["rate"]) and row["reach"] == pytest.approx(kept["reach"])

@@ -47,3 +47,27 @@ def test_ppc_draws_or_counts(fit):
 def test_plot_refuses_what_it_cannot_draw():
     with pytest.raises(TypeError, match="draws a Fit, an Allocation or an SBC result"):
         bs.plot(pd.DataFrame())
+
+
+def test_sampler_plots_show_the_shared_parameters_and_sigma_once(fit):
+    from bayescale.viz.plot import rank_figure, sampler_variables, trace_figure
+
+    # two families: the partially pooled E and a are fitted per family, alpha is shared
+    assert sampler_variables(fit) == ["alpha", "sigma"]
+    assert sampler_variables(fit, limit=1) == ["sigma"]
+    alpha = fit.idata.posterior["alpha"]
+    assert "family" in alpha.dims and np.allclose(alpha.isel(family=0), alpha.isel(family=1))
+    for draw in (rank_figure, trace_figure):
+        figure = draw(fit)
+        titles = sorted(a.get_title() for a in figure.axes if a.has_data())
+        assert titles == ["alpha", "sigma"], draw.__name__  # one panel each, not one per family
+    trace = trace_figure(fit, var_names=["sigma"])
+    lines = [line for a in trace.axes for line in a.get_lines()]
+    assert len(lines) == fit.settings.chains  # one trace per chain
+
+
+def test_sampler_plots_name_an_unknown_quantity(fit):
+    from bayescale.viz.plot import rank_figure
+
+    with pytest.raises(bs.BayescaleError, match="'beta'.*posterior has"):
+        rank_figure(fit, var_names=["beta"])
