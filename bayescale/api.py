@@ -14,7 +14,7 @@ import warnings
 
 import pandas as pd
 
-from .errors import DataError
+from .errors import DataError, DiagnosticsWarning
 from .evaluate.backtest import LEVELS, Backtest, run_backtest
 from .evaluate.calibration import Calibration, CalibrationConfig, measure
 from .inference.config import SamplerConfig
