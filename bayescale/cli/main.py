@@ -110,8 +110,9 @@ class _Out:
             print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
-def _progress(args) -> bool:
-    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+def _progress(args) -> bool | None:
+    """Progress on stderr (a bar in a terminal, a line per step in a log) unless ``--quiet``."""
+    return False if getattr(args, "quiet", False) else None
 
 
 def _gate_failed(fit, where: str, quiet: bool = False) -> None:
@@ -705,7 +706,7 @@ def cmd_sweep(args) -> int:
             result = sweep(df, by=by, seed=args.seed, at=at, kind=args.kind, levels=_levels(args.levels),
                            out=args.out, executor=executor, workers=args.workers, chunk=args.chunk,
                            retries=args.retries, redo_failed=args.redo_failed,
-                           progress=not getattr(args, "quiet", False), **kwargs)
+                           progress=_progress(args), **kwargs)
     finally:
         if client is not None:
             client.close()

@@ -11,9 +11,11 @@ One :class:`Reporter` decides the form, once, where a public call starts
   - when stderr is a terminal: tqdm's text bar on stderr;
   - otherwise (stderr redirected to a file or a pipe, a batch job's log): one line per
     step (compiling, warm-up, sampling, done, each calibration origin, each group of a
-    sweep), as ``INFO`` records of the :mod:`logging` logger ``"bayescale"`` when
-    logging is configured for it (any handler on it or its ancestors), else written to
-    stderr as ``[bayescale] ...``.
+    sweep), written to stderr as ``[bayescale] ...``; or, when a handler is attached to
+    the :mod:`logging` logger ``"bayescale"`` itself
+    (``logging.getLogger("bayescale").addHandler(...)``, level ``INFO``), as its records
+    instead.  Handlers of the root logger do not count: a program that configures
+    logging for itself still gets the lines on stderr unless it asks for them.
 
 A sampler bar shows chains, iterations, divergent transitions and the time left; its
 ticks come from a host callback inside the compiled sampler (:class:`Chains`), which
@@ -96,7 +98,7 @@ class Reporter:
             return
         if self.form == "log":
             logger = logging.getLogger(LOGGER)
-            if logger.hasHandlers():
+            if logger.handlers:
                 logger.info(text)
             else:
                 print(f"[{LOGGER}] {text}", file=self.stream, flush=True)
@@ -105,22 +107,24 @@ class Reporter:
 
         tqdm.write(text, file=self.stream)
 
-    def bar(self, total: int, desc: str, unit: str = "it"):
-        """A bar of ``total`` units (tqdm's), or None in a log or when off."""
+    def bar(self, total: int, desc: str, unit: str = "it", initial: int = 0):
+        """A bar of ``total`` units (tqdm's), ``initial`` of them done, or None in a log or when off."""
         if self.form in ("off", "log"):
             return None
         if self.form == "notebook" and importlib.util.find_spec("ipywidgets") is not None:
             from tqdm.notebook import tqdm as notebook_bar
 
-            return notebook_bar(total=total, desc=desc, unit=unit, leave=True)
+            return notebook_bar(total=total, desc=desc, unit=unit, initial=initial, leave=True)
         from tqdm import tqdm
 
-        return tqdm(total=total, desc=desc, unit=unit, file=self.stream, leave=True, dynamic_ncols=True)
+        return tqdm(total=total, desc=desc, unit=unit, initial=initial, file=self.stream, leave=True,
+                    dynamic_ncols=True)
 
-    def steps(self, what: str, total: int, per_fit: bool = False) -> Steps:
-        """Count ``total`` steps of ``what`` (a context manager); with ``per_fit``, each plain fit
-        that ends inside it (:meth:`fitted`) is one step."""
-        return Steps(self, what, total, per_fit)
+    def steps(self, what: str, total: int, per_fit: bool = False, done: int = 0) -> Steps:
+        """Count ``total`` steps of ``what``, ``done`` of them already (a context manager, or
+        :meth:`Steps.open` and :meth:`Steps.close`); with ``per_fit``, each fit of many that ends
+        inside it (:meth:`fitted`) is one step."""
+        return Steps(self, what, total, per_fit, done)
 
     def fitted(self, label, rows: int, seconds: float) -> None:
         """A fit of many (``bayescale.inference.stacked``) ended: one step of the innermost
@@ -135,14 +139,16 @@ class Steps:
     """The steps of one long call (origins of a backtest, groups of a sweep, SBC replicates):
     a bar, or a line per step in a log."""
 
-    def __init__(self, reporter: Reporter, what: str, total: int, per_fit: bool = False):
+    def __init__(self, reporter: Reporter, what: str, total: int, per_fit: bool = False, done: int = 0):
         self.reporter, self.what, self.total, self.per_fit = reporter, what, total, per_fit
-        self.count, self._bar = 0, None
+        self.count, self._bar = done, None
 
-    def __enter__(self) -> Steps:
-        self._bar = self.reporter.bar(self.total, self.what, unit="step")
+    def open(self) -> Steps:
+        self._bar = self.reporter.bar(self.total, self.what, unit="step", initial=self.count)
         self.reporter._steps.append(self)
         return self
+
+    __enter__ = open
 
     def advance(self, detail: str = "", n: int = 1) -> None:
         """``n`` more steps done; ``detail`` says how the last one went."""
@@ -155,10 +161,15 @@ class Steps:
             tail = f": {detail}" if detail else ""
             self.reporter.line(f"{self.what} {self.count} of {self.total}{tail}")
 
-    def __exit__(self, *exc) -> None:
-        self.reporter._steps.remove(self)
+    def close(self) -> None:
+        if self in self.reporter._steps:
+            self.reporter._steps.remove(self)
         if self._bar is not None:
             self._bar.close()
+            self._bar = None
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class Chains:
