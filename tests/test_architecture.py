@@ -137,3 +137,35 @@ def test_import_configures_nothing(probe):
     code = f"import bayescale; {probe}"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+HEAVY = ("jax", "numpyro", "arviz_base", "arviz_stats", "blackjax", "matplotlib")
+
+
+@pytest.mark.parametrize("run", [
+    "import bayescale",
+    "from bayescale.cli.main import main; main(['laws'])",
+    "from bayescale.cli.main import main; main(['laws', 'power'])",
+    "from bayescale.cli.main import main; main(['--help'])",
+])
+def test_starting_up_imports_no_sampler_and_no_plotting(run):
+    """``import bayescale``, ``bayescale --help`` and ``bayescale laws`` load none of JAX, NumPyro,
+    ArviZ, BlackJAX or matplotlib: those wait for the first fit or figure (this counts modules,
+    it does not time anything)."""
+    code = f"import sys\ntry:\n    {run}\nexcept SystemExit:\n    pass\n" \
+           f"print([m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr[-2000:]
+
+
+def test_lazy_names_are_the_public_names():
+    import bayescale
+
+    assert set(bayescale._LAZY) <= set(bayescale.__all__)
+    for name in bayescale.__all__:
+        assert getattr(bayescale, name) is not None, name
+    assert bayescale.datasets.simulate is not None and "fit" in dir(bayescale)
+    with pytest.raises(AttributeError, match="no attribute 'nonesuch'"):
+        bayescale.nonesuch  # noqa: B018
+
