@@ -3,10 +3,9 @@
 1. Sampling time with the progress callback on and off: one NUTS run of a ~200-row fit,
    compiled once per setting, then timed ``--repeats`` times each (median), alternating
    on and off; the ratio on / off is the callback's cost.  A second, short run (20 + 20
-   iterations) splits that cost into a fixed part (each run with the callback compiles
-   again: JAX keeps no program with a host callback in its persistent cache) and a part
-   per iteration.  The reporter writes its lines
-   to a string, so only the callback and its bookkeeping are measured, not a terminal.
+   iterations) splits that cost into a fixed part per run and a part per iteration.  The
+   reporter writes its lines to a string, so only the callback and its bookkeeping are
+   measured, not a terminal.
 2. Start-up: wall time of ``import bayescale``, ``bayescale --help`` and ``bayescale laws``
    in fresh processes (median of ``--repeats-import``).
 
@@ -113,7 +112,7 @@ def main() -> None:
         long = sampling(args.chains, args.warmup, args.draws, args.repeats)
         short = sampling(args.chains, SHORT, SHORT, args.repeats)
         # extra seconds of a run with progress = fixed + per_iteration * iterations: the two runs
-        # separate them (a program with a host callback is compiled again, never read from the cache)
+        # separate them
         extra = {k: r["median_s"]["on"] - r["median_s"]["off"] for k, r in (("long", long), ("short", short))}
         slope = (extra["long"] - extra["short"]) / (args.warmup + args.draws - 2 * SHORT)
         result["sampling"] = {"long": long, "short": short, "extra_s": extra,

@@ -139,7 +139,7 @@ def test_import_configures_nothing(probe):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-HEAVY = ("jax", "numpyro", "arviz_base", "arviz_stats", "blackjax", "matplotlib")
+HEAVY = ("jax", "numpyro", "arviz_base", "arviz_stats", "blackjax", "matplotlib", "scipy", "pandas")
 
 
 @pytest.mark.parametrize("run", [
@@ -150,8 +150,8 @@ HEAVY = ("jax", "numpyro", "arviz_base", "arviz_stats", "blackjax", "matplotlib"
 ])
 def test_starting_up_imports_no_sampler_and_no_plotting(run):
     """``import bayescale``, ``bayescale --help`` and ``bayescale laws`` load none of JAX, NumPyro,
-    ArviZ, BlackJAX or matplotlib: those wait for the first fit or figure (this counts modules,
-    it does not time anything)."""
+    ArviZ, BlackJAX, matplotlib, SciPy or pandas: those wait for the first fit, table or figure
+    (this counts modules, it does not time anything)."""
     code = f"import sys\ntry:\n    {run}\nexcept SystemExit:\n    pass\n" \
            f"print([m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -138,7 +138,7 @@ class Reporting(NUTS):
     def sample(self, state, model_args, model_kwargs):
         state = super().sample(state, model_args, model_kwargs)
         due = (state.i % self._every == 0) | state.diverging
-        # only the two scalars pass through the branch, not the state (a copy of it per iteration)
+        # only the two scalars the host needs enter the branch
         jax.lax.cond(due, lambda i, d: jax.debug.callback(self._tick, i, d), lambda i, d: None,
                      state.i, state.diverging)
         return state
