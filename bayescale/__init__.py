@@ -24,6 +24,10 @@ from .errors import (
     LooWarning,
 )
 
+# not lazy: the name ``laws`` is also the subpackage bayescale.laws, which importing it binds
+# here first; the function must win, as it always did (cheap: NumPy and the TOML parser)
+from .laws.spec import Law, laws
+
 if TYPE_CHECKING:  # the same names, for type checkers and the layer checks of the test suite
     from .api import backtest, fit, fit_many, load
     from .data import datasets
@@ -32,7 +36,6 @@ if TYPE_CHECKING:  # the same names, for type checkers and the layer checks of t
     from .forecast.allocate import allocate
     from .forecast.chain import chain
     from .inference.config import SamplerConfig
-    from .laws.spec import Law, laws
     from .many.sweep import Sweep, SweepConfig, sweep
     from .model import ModelConfig
     from .result.fit import Fit
@@ -51,7 +54,6 @@ _LAZY = {
     "allocate": ".forecast.allocate",
     "chain": ".forecast.chain",
     "SamplerConfig": ".inference.config",
-    **dict.fromkeys(("Law", "laws"), ".laws.spec"),
     **dict.fromkeys(("Sweep", "SweepConfig", "sweep"), ".many.sweep"),
     "ModelConfig": ".model",
     "Fit": ".result.fit",

@@ -169,3 +169,11 @@ def test_lazy_names_are_the_public_names():
     with pytest.raises(AttributeError, match="no attribute 'nonesuch'"):
         bayescale.nonesuch  # noqa: B018
 
+
+
+def test_the_laws_function_wins_over_the_laws_subpackage():
+    """``bayescale.laws`` is both a subpackage and the catalogue function: the function it is,
+    whichever is imported first."""
+    code = "import bayescale.laws.formula, bayescale; from bayescale import laws; assert callable(laws)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
