@@ -155,9 +155,9 @@ class Steps:
         """``n`` more steps done; ``detail`` says how the last one went."""
         self.count += n
         if self._bar is not None:
-            self._bar.update(n)
-            if detail:
+            if detail:  # before the update, which draws it
                 self._bar.set_postfix_str(detail, refresh=False)
+            self._bar.update(n)
         else:
             tail = f": {detail}" if detail else ""
             self.reporter.line(f"{self.what} {self.count} of {self.total}{tail}")
@@ -222,9 +222,9 @@ class Chains:
             step = self.every if i % self.every == 0 else 0
             self.done += step
             if self._bar is not None:
-                self._bar.update(step)
                 self._bar.set_postfix_str(f"{self.chains} chains, {self.divergences} divergent",
                                           refresh=False)
+                self._bar.update(step)
 
     def __exit__(self, kind, *exc) -> None:
         seconds = time.perf_counter() - self._started
