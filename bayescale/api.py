@@ -9,7 +9,6 @@ and kept with the fit.  Nothing below this module knows that composition.
 
 from __future__ import annotations
 
-import sys
 import warnings
 
 import pandas as pd
@@ -18,6 +17,7 @@ from .errors import DataError, DiagnosticsWarning
 from .evaluate.backtest import LEVELS, Backtest, run_backtest
 from .evaluate.calibration import Calibration, CalibrationConfig, measure
 from .inference.config import SamplerConfig
+from .inference.progress import current, reporting
 from .model import ModelConfig
 from .result.fit import Fit
 from .result.fitting import CHUNK, request
@@ -90,7 +90,9 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     """
     config = _calibration_config(extrapolation)
     req = request(law, y, x, group, run, se, pool, sampler, model, **settings)
-    result = req.fit(df)
+    shown = current(req.sampler.progress)  # the nested fits report to it too, one line per origin
+    with reporting(reporter=shown):
+        result = req.fit(df)
     if config is None:
         if isinstance(extrapolation, Calibration):
             result.settings = result.settings.with_(extrapolation=extrapolation.record())
@@ -98,12 +100,9 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     short = req.with_(sampler={"chains": min(req.sampler.chains, config.chains),
                                "warmup": min(req.sampler.warmup, config.draws),
                                "draws": min(req.sampler.draws, config.draws), "progress": False})
-    progress = sys.stderr.isatty() if req.sampler.progress is None else req.sampler.progress
-    if progress:
-        print(f"calibrating forecasts beyond the data: {config.cuts} nested fits of a rolling backtest",
-              file=sys.stderr)
+    shown.line(f"calibrating forecasts beyond the data: {config.cuts} nested fits of a rolling backtest")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), reporting(reporter=shown):
             warnings.simplefilter("ignore")  # the nested fits' verdicts are recorded below instead
             cal = measure(df, short, cuts=config.cuts, kind=config.kind, seed=req.sampler.seed,
                           bias=config.bias, curvature=config.curvature, tails=config.tails)
@@ -118,9 +117,8 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     result.warnings = [*result.warnings, *cal.notes]
     for note in cal.notes:
         warnings.warn(note.category(str(note)), stacklevel=2)
-    if progress:
-        print(f"calibrated: rate {cal.rate:.4g} per decade, reach {cal.reach:.2f} decades; nested fits "
-              f"{len(cal.nested) - len(failed)} of {len(cal.nested)} passed", file=sys.stderr)
+    shown.line(f"calibrated: rate {cal.rate:.4g} per decade, reach {cal.reach:.2f} decades; nested fits "
+               f"{len(cal.nested) - len(failed)} of {len(cal.nested)} passed")
     return result
 
 
@@ -296,7 +294,8 @@ def backtest(df: pd.DataFrame, law="chinchilla", split="largest-size", kind="mea
         if discrepancy != "calibrate" or split != "rolling":
             raise DataError(f"discrepancy={discrepancy!r}: a rate >= 0, or 'calibrate' with split='rolling'.")
         discrepancy = _nested(req.with_(sampler={"progress": False}), seed, executor)
-    return run_backtest(df, req, split, kind, levels, size, frac, seed, discrepancy, cuts, executor)
+    with reporting(req.sampler.progress):
+        return run_backtest(df, req, split, kind, levels, size, frac, seed, discrepancy, cuts, executor)
 
 
 def _nested(req, seed: int, executor):

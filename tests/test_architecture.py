@@ -137,3 +137,43 @@ def test_import_configures_nothing(probe):
     code = f"import bayescale; {probe}"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+HEAVY = ("jax", "numpyro", "arviz_base", "arviz_stats", "blackjax", "matplotlib", "scipy", "pandas")
+
+
+@pytest.mark.parametrize("run", [
+    "import bayescale",
+    "from bayescale.cli.main import main; main(['laws'])",
+    "from bayescale.cli.main import main; main(['laws', 'power'])",
+    "from bayescale.cli.main import main; main(['--help'])",
+])
+def test_starting_up_imports_no_sampler_and_no_plotting(run):
+    """``import bayescale``, ``bayescale --help`` and ``bayescale laws`` load none of JAX, NumPyro,
+    ArviZ, BlackJAX, matplotlib, SciPy or pandas: those wait for the first fit, table or figure
+    (this counts modules, it does not time anything)."""
+    code = f"import sys\ntry:\n    {run}\nexcept SystemExit:\n    pass\n" \
+           f"print([m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr[-2000:]
+
+
+def test_lazy_names_are_the_public_names():
+    import bayescale
+
+    assert set(bayescale._LAZY) <= set(bayescale.__all__)
+    for name in bayescale.__all__:
+        assert getattr(bayescale, name) is not None, name
+    assert bayescale.datasets.simulate is not None and "fit" in dir(bayescale)
+    with pytest.raises(AttributeError, match="no attribute 'nonesuch'"):
+        bayescale.nonesuch  # noqa: B018
+
+
+
+def test_the_laws_function_wins_over_the_laws_subpackage():
+    """``bayescale.laws`` is both a subpackage and the catalogue function: the function it is,
+    whichever is imported first."""
+    code = "import bayescale.laws.formula, bayescale; from bayescale import laws; assert callable(laws)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

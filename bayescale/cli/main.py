@@ -61,8 +61,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _left_table(frame) -> str:
     """A DataFrame of text as a left-aligned table."""
-    cols = [str(c) for c in frame.columns]
     rows = [[str(v) for v in r] for r in frame.itertuples(index=False)]
+    return _left_rows([str(c) for c in frame.columns], rows)
+
+
+def _left_rows(cols: list, rows: list) -> str:
+    """Rows of text under ``cols`` as a left-aligned table."""
     widths = [max(len(x) for x in [c, *(r[i] for r in rows)]) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
@@ -110,8 +114,9 @@ class _Out:
             print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
-def _progress(args) -> bool:
-    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+def _progress(args) -> bool | None:
+    """Progress on stderr (a bar in a terminal, a line per step in a log) unless ``--quiet``."""
+    return False if getattr(args, "quiet", False) else None
 
 
 def _gate_failed(fit, where: str, quiet: bool = False) -> None:
@@ -290,18 +295,19 @@ def _law_details(law) -> dict:
 
 
 def cmd_laws(args) -> int:
-    from ..laws.spec import catalogue_markdown, laws, resolve
+    from ..laws.spec import catalogue_markdown, catalogue_rows, laws, resolve
 
     if args.markdown:
         print(catalogue_markdown(), end="")
         return EXIT_OK
     if args.name is None:
-        table = laws()
         if args.json:
-            _dump(table)
-        elif not args.quiet:
-            print(_left_table(table[["name", "title", "inputs", "formula"]]))
-            print(f"\nShow one law with '{PROG} laws NAME' (e.g. {PROG} laws {table['name'].iloc[0]}).")
+            _dump(laws())
+        elif not args.quiet:  # from the rows, not the DataFrame: the command starts without pandas
+            cols = ["name", "title", "inputs", "formula"]
+            rows = catalogue_rows()
+            print(_left_rows(cols, [[str(r[c]) for c in cols] for r in rows]))
+            print(f"\nShow one law with '{PROG} laws NAME' (e.g. {PROG} laws {rows[0]['name']}).")
         return EXIT_OK
     details = _law_details(resolve(args.name))
     if args.json:
@@ -707,7 +713,7 @@ def cmd_sweep(args) -> int:
             result = sweep(df, by=by, seed=args.seed, at=at, kind=args.kind, levels=_levels(args.levels),
                            out=args.out, executor=executor, workers=args.workers, chunk=args.chunk,
                            retries=args.retries, redo_failed=args.redo_failed,
-                           progress=not getattr(args, "quiet", False), extrapolation=args.extrapolation,
+                           progress=_progress(args), extrapolation=args.extrapolation,
                            **kwargs)
     finally:
         if client is not None:

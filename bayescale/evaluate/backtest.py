@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..data.design import input_mapping, require_column, scale_values
 from ..errors import DataError
+from ..inference.progress import current
 from ..laws.spec import resolve
 from ..result.predictive import KINDS, check_levels, level_label, terms
 
@@ -260,7 +261,9 @@ def _rolling(df, req, cuts, kinds, levels, seed, discrepancy, executor, xmap, gr
     if not frames:
         raise DataError("rolling backtest: no origin leaves rows to fit and rows to forecast; "
                         "the data need a spread of compute.")
-    fits = req.fit_many(frames, executor=executor, pad=True)
+    # one step per origin as its fit ends (in this process; on an executor, when all have)
+    with current().steps("rolling origin", len(frames), per_fit=True):
+        fits = req.fit_many(frames, executor=executor, pad=True)
     # a callable measures the calibration inside each origin's own training rows
     rates = [discrepancy(frame) for frame in frames] if callable(discrepancy) \
         else [discrepancy] * len(frames)

@@ -74,6 +74,7 @@ from ..inference import executor as runner
 from ..inference import runtime
 from ..inference.config import SamplerConfig, take
 from ..inference.nuts import latent_sites, nuts_program
+from ..inference.progress import current
 from ..laws.spec import Law, resolve
 from ..model import (
     OBS,
@@ -533,7 +534,7 @@ class SBCConfig:
     replicates: tuple | None = None
     executor: object = None
     chunk: int = 25
-    progress: bool = False
+    progress: bool | None = None
 
 
 SBC_SAMPLER = SamplerConfig(chains=2, warmup=500)  # each replicate's NUTS run, unless told otherwise
@@ -607,8 +608,10 @@ def sbc(law, design_df=None, x=None, group=None, run=None, pool=None, *,
         Run only these replicate indices out of ``range(reps)`` (for splitting
         one SBC across processes; merge with :func:`combine`).  Replicate ``i``
         is the same data set whichever subset it runs in.
-    progress : bool
-        Print one line per replicate.
+    progress : bool, optional
+        A bar over the replicates in a terminal or Jupyter, one line per replicate
+        (per task on an executor) in a log (:mod:`bayescale.inference.progress`);
+        ``None`` (the default) as ``True``; ``False``: nothing.
     executor : {None, "serial", "local"} or concurrent.futures.Executor, optional
         Run the replicates as tasks of ``chunk`` replicates on this executor
         (see :mod:`bayescale.inference.executor`; e.g. a Dask ``Client.get_executor()``);
@@ -682,6 +685,7 @@ def sbc(law, design_df=None, x=None, group=None, run=None, pool=None, *,
             centring = choose_centring(s, d, float(prior["sigma"][i]))
             groups.setdefault(tuple(sorted(centring.items())), []).append(i)
         rows = []
+        steps = current(progress).steps(f"SBC {st.law.name} replicate", len(idx)).open()
         for key, members in groups.items():
             sampler = _Sampler(s, dict(key), data, prior[OBS][members[0]], chains, warmup,
                                draws // chains * thin, target_accept)
@@ -693,9 +697,9 @@ def sbc(law, design_df=None, x=None, group=None, run=None, pool=None, *,
                 row |= {"replicate": i, "seconds": time.perf_counter() - t0, "compiled": i == members[0],
                         "centring": ",".join(f"{name}:{'c' if v == 1.0 else 'nc'}" for name, v in key)}
                 rows.append(row)
-                if progress:
-                    print(f"[sbc {st.law.name}] replicate {i}: {row['seconds']:.2f} s, "
-                          f"{row['divergences']} divergences, min ESS {row['min_ess']:.0f}", flush=True)
+                steps.advance(f"#{i} {row['seconds']:.2f} s, {row['divergences']} divergent, "
+                              f"min ESS {row['min_ess']:.0f}")
+        steps.close()
     settings = {"law": st.law.name, "generating_law": gen.law.name, "reps": reps, "draws": draws,
                 "seed": seed, "chains": chains, "warmup": warmup, "thin": thin, "floor": floor,
                 "resolution": resolution,
@@ -723,19 +727,26 @@ def _fan_out(executor, chunk: int, law_text: str, gen_text, options: dict, repli
     idx = list(range(reps)) if replicates is None else [int(i) for i in replicates]
     if any(not 0 <= i < reps for i in idx):
         raise BayescaleError(f"sbc: replicates must lie in 0..{reps - 1}.")
-    tasks = {k: (law_text, gen_text, options, idx[k:k + chunk]) for k in range(0, len(idx), chunk)}
+    quiet = {**options, "progress": False}  # the workers report nothing; this process counts tasks
+    tasks = {k: (law_text, gen_text, quiet, idx[k:k + chunk]) for k in range(0, len(idx), chunk)}
     parts = {}
 
     def failed(key, exc, attempts):
         raise BayescaleError(f"sbc: replicates {tasks[key][3][0]}..{tasks[key][3][-1]} failed after "
                              f"{attempts} attempt(s): {type(exc).__name__}: {exc}") from exc
 
+    steps = current(options["progress"]).steps("SBC replicate", len(idx)).open()
+
+    def done(key, result, _):
+        parts[key] = result
+        steps.advance(f"task of {len(tasks[key][3])} replicate(s)", n=len(tasks[key][3]))
+
     started = time.perf_counter()
     pool, owned, restart = runner.resolve(executor, "sbc")
     try:
-        runner.run_tasks(pool, _task, tasks, lambda k, r, _: parts.__setitem__(k, r), failed,
-                         restart=restart)
+        runner.run_tasks(pool, _task, tasks, done, failed, restart=restart)
     finally:
+        steps.close()
         if owned:
             pool.shutdown()
     result = combine(parts[k] for k in sorted(parts))

@@ -40,7 +40,10 @@ class SamplerConfig:
         Where to sample; ``None``/``"auto"``: the CPU unless JAX sees a GPU and the
         work is large (:func:`bayescale.inference.device.choose_device`).
     progress : bool, optional
-        Progress bar; by default only when stderr is a terminal.
+        ``None`` (the default) or ``True``: a bar (chains, draws, divergent transitions,
+        time left) in a terminal or Jupyter, one line per phase in a log (stderr
+        redirected, or the ``logging`` logger ``"bayescale"``); ``False``: nothing.  Never
+        changes the draws (:mod:`bayescale.inference.progress`).
 
     Examples
     --------

@@ -10,8 +10,6 @@ fits side by side, one per device.
 
 from __future__ import annotations
 
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,8 +20,10 @@ from numpyro.infer.util import initialize_model, unconstrain_fn
 
 from .config import SamplerConfig
 from .device import resolve_device
+from .progress import Chains, current
 
 JITTER = 0.1  # sd of the per-chain jitter around the MAP point, unconstrained scale
+REPORTS = True  # sample() reports its own progress (bayescale.inference.sample)
 STATS = ("diverging", "energy", "num_steps", "potential_energy")  # kept in sample_stats
 
 
@@ -122,25 +122,53 @@ def chain_method(device: str, chains: int) -> str:
     return "parallel" if chains > 1 and len(jax.devices("cpu")) >= chains else "sequential"
 
 
+class Reporting(NUTS):
+    """NUTS that tells the host how far its chain is: every ``every`` iterations and at every
+    divergent transition it calls ``tick(i, diverging)`` (:meth:`bayescale.inference.progress.Chains.tick`).
+
+    The callback only reads the new state, so the draws are those of plain NUTS.  Not for
+    vectorised chains: under ``jax.vmap`` the condition would be batched and the callback
+    would run at every iteration.
+    """
+
+    def __init__(self, *args, tick, every: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._tick, self._every = tick, every
+
+    def sample(self, state, model_args, model_kwargs):
+        state = super().sample(state, model_args, model_kwargs)
+        due = (state.i % self._every == 0) | state.diverging
+        # only the two scalars the host needs enter the branch
+        jax.lax.cond(due, lambda i, d: jax.debug.callback(self._tick, i, d), lambda i, d: None,
+                     state.i, state.diverging)
+        return state
+
+
 def sample(model, data: dict, init: dict, config: SamplerConfig, target_accept: float,
            dense: tuple = ()) -> MCMC:
     """Run NUTS from ``init`` (constrained values of the latent sites); returns the NumPyro
-    :class:`~numpyro.infer.MCMC` object."""
+    :class:`~numpyro.infer.MCMC` object.  Progress (``config.progress``) goes to the reporter of
+    :func:`bayescale.inference.progress.current`: a bar per iteration, or a line per phase."""
     name, dev = resolve_device(config.device)
-    progress = sys.stderr.isatty() if config.progress is None else config.progress
+    method = chain_method(name, config.chains)
+    reporter = current(config.progress)
     key_init, key_run = jax.random.split(jax.random.PRNGKey(config.seed))
-    with jax.default_device(dev):
+    with jax.default_device(dev), Chains(reporter, config.chains, config.warmup, config.draws) as shown:
         info = initialize_model(key_init, model, model_kwargs=data,
                                 init_strategy=init_to_value(values=init))
         z0 = info.param_info.z
         jittered = jitter(z0, key_init, config.chains)
         dense_mass = [tuple(k for k in dense if k in z0)] if dense else False
-        kernel = NUTS(model, dense_mass=dense_mass or False, target_accept_prob=target_accept,
-                      max_tree_depth=config.max_tree_depth)
+        options = {"dense_mass": dense_mass or False, "target_accept_prob": target_accept,
+                   "max_tree_depth": config.max_tree_depth}
+        if reporter.enabled and method != "vectorized":
+            kernel = Reporting(model, tick=shown.tick, every=shown.every, **options)
+        else:  # vectorised chains: the lines of the start and the end only
+            kernel = NUTS(model, **options)
         mcmc = MCMC(kernel, num_warmup=config.warmup, num_samples=config.draws, num_chains=config.chains,
-                    chain_method=chain_method(name, config.chains), progress_bar=progress,
-                    jit_model_args=True)
+                    chain_method=method, progress_bar=False, jit_model_args=True)
         mcmc.run(key_run, init_params=jittered, extra_fields=STATS, **data)
+        shown.divergences = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
     return mcmc
 
 

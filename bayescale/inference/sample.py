@@ -19,6 +19,7 @@ from ..model import RUN, Structure, build, choose_centring, dims, partial_names
 from . import runtime
 from .config import SamplerConfig
 from .device import choose_device
+from .progress import Chains, current
 from .start import find_map
 
 BACKENDS = ("numpyro", "lowrank")  # modules of this package, imported when first used
@@ -49,7 +50,13 @@ def sample(model, data: dict, config: SamplerConfig, *, init: dict, target_accep
            design: Design, structure: Structure, dense: tuple = ()):
     """Sample ``model`` on ``data`` with ``config``'s backend from ``init``; an ArviZ DataTree."""
     runtime.ensure()
-    draws = backend(config.backend).sample(model, data, init, config, target_accept, dense)
+    engine = backend(config.backend)
+    if getattr(engine, "REPORTS", False):
+        draws = engine.sample(model, data, init, config, target_accept, dense)
+    else:  # a backend without progress of its own: a line when it starts and when it ends
+        with Chains(current(config.progress), config.chains, config.warmup, config.draws) as shown:
+            draws = engine.sample(model, data, init, config, target_accept, dense)
+            shown.divergences = int(np.asarray(draws.get_sample_stats()["diverging"]).sum())
     return to_datatree(draws, design, structure)
 
 

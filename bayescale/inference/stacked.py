@@ -27,6 +27,7 @@ from ..errors import BayescaleError
 from ..model import build, choose_centring, model_data, partial_names
 from . import nuts, runtime
 from .config import SamplerConfig
+from .progress import current
 from .sample import backend, default_target_accept, dense_sites, to_datatree
 from .start import checked_mode, map_program
 
@@ -110,8 +111,9 @@ class Group:
                 real = model_data(design) if "mask" in data else data  # the fit keeps its own rows
                 idata = to_datatree(nuts.Draws(model, real, *draws, max_tree_depth=c.max_tree_depth),
                                     design, s_i)
-                yield i, idata, {"centring": dict(centring), "target_accept": accept,
-                                 "seconds": round(time.perf_counter() - started, 2)}
+                seconds = round(time.perf_counter() - started, 2)
+                current().fitted(self._label(i), len(design.y), seconds)
+                yield i, idata, {"centring": dict(centring), "target_accept": accept, "seconds": seconds}
                 if not self.vectorize:  # the next fit's time starts here (the first's holds compiling)
                     started = time.perf_counter()
         runtime.bound_memory()

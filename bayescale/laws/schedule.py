@@ -33,7 +33,6 @@ Examples
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
 from ..errors import DataError
 
@@ -44,6 +43,8 @@ def _decay_sum(xp, x, lam):
     lam = float(np.asarray(lam))
     if not 0.0 <= lam < 1.0:
         raise DataError(f"decay_sum(x, lam) needs 0 <= lam < 1, got {lam}.")
+    from scipy.signal import lfilter  # here: SciPy's signal module takes 0.7 s to import
+
     return lfilter([1.0], [1.0, -lam], np.asarray(x, dtype=float))
 
 

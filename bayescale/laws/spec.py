@@ -24,13 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..errors import LawError
 from .formula import Formula, parse
 from .outcome import CATALOGUE_NOTE, Outcome
 from .priors import Prior
 from .schedule import FUNCTIONS as SCHEDULE_FUNCTIONS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 POOLS = ("shared", "partial", "none")
 SCALES = ("reference", "none")
@@ -320,14 +323,8 @@ def law_names() -> list[str]:
     return sorted(p.stem for p in catalogue_dir().glob("*.toml"))
 
 
-def laws() -> pd.DataFrame:
-    """The catalogue: one row per law with its formula, inputs, parameters and citation.
-
-    Examples
-    --------
-    >>> "chinchilla" in laws()["name"].tolist()
-    True
-    """
+def catalogue_rows() -> list[dict]:
+    """The rows of :func:`laws`, as dicts (for callers that need no DataFrame, e.g. the command line)."""
     rows = []
     for name in law_names():
         law = Law.named(name)
@@ -336,7 +333,20 @@ def laws() -> pd.DataFrame:
             "inputs": ", ".join(law.inputs), "parameters": ", ".join(law.parameters),
             "outcome": law.outcome.kind, "citation": law.citation,
         })
-    return pd.DataFrame(rows)
+    return rows
+
+
+def laws() -> pd.DataFrame:
+    """The catalogue: one row per law with its formula, inputs, parameters and citation.
+
+    Examples
+    --------
+    >>> "chinchilla" in laws()["name"].tolist()
+    True
+    """
+    import pandas as pd  # here: listing the laws from the command line needs no pandas
+
+    return pd.DataFrame(catalogue_rows())
 
 
 def catalogue_markdown() -> str:

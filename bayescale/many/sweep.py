@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from ..errors import BayescaleError, DataError
 from ..evaluate.calibration import Calibration
 from ..inference import executor as runner
 from ..inference.config import SamplerConfig, take
+from ..inference.progress import current
 from ..inference.stacked import shape_key
 from ..laws.spec import resolve
 from ..model import ModelConfig
@@ -93,7 +93,7 @@ class SweepConfig:
     chunk: int = CHUNK
     retries: int = 1
     redo_failed: bool = False
-    progress: bool = True
+    progress: bool | None = None
 
 
 def sweep(df: pd.DataFrame, law="power", by=None, y: str = "loss", x=None, group=None, run=None,
@@ -157,8 +157,10 @@ def sweep(df: pd.DataFrame, law="power", by=None, y: str = "loss", x=None, group
         recorded as ``crashed``.
     redo_failed : bool
         Refit the groups an earlier run in ``out`` recorded as ``error`` or ``crashed``.
-    progress : bool
-        One line on stderr per group as its result arrives.
+    progress : bool, optional
+        A bar over the groups in a terminal or Jupyter, one line per group as its
+        result arrives in a log (:mod:`bayescale.inference.progress`); ``None`` (the
+        default) as ``True``; ``False``: nothing.
 
     Returns
     -------
@@ -243,6 +245,7 @@ def sweep(df: pd.DataFrame, law="power", by=None, y: str = "loss", x=None, group
         finally:
             if owned:
                 pool_.shutdown()
+    report.close()
     result = _assemble(records, keys, by, record)
     if folder is not None:  # beside the per-group records
         for name in ("groups", "parameters", "forecasts"):
@@ -338,20 +341,23 @@ def _keep(folder, gid: str, key: dict, rec: dict, attempts: int, report) -> dict
 
 
 class _Progress:
-    def __init__(self, total: int, already: int, show: bool, by: list):
-        self.total, self.count, self.show = total, already, show
-        if show and already:
+    """One step per group as its result arrives: a bar, or a line each in a log."""
+
+    def __init__(self, total: int, already: int, setting: bool | None, by: list):
+        reporter = current(setting)
+        if already:
             rest = "nothing left to fit" if already == total else "fitting the rest"
-            print(f"[sweep] {already} of {total} groups already done; {rest}", file=sys.stderr)
+            reporter.line(f"sweep: {already} of {total} groups already done; {rest}")
+        self.steps = reporter.steps("sweep group", total, done=already).open()
 
     def __call__(self, key: dict, rec: dict) -> None:
-        self.count += 1
-        if self.show:
-            label = ", ".join(f"{k}={v}" for k, v in key.items())
-            seconds = f", {rec['seconds']:.1f} s" if rec.get("seconds") is not None else ""
-            why = f": {rec['message'][:120]}" if rec["status"] != "ok" and rec.get("message") else ""
-            print(f"[sweep {self.count}/{self.total}] {label}: {rec['status']}{seconds}{why}",
-                  file=sys.stderr, flush=True)
+        label = ", ".join(f"{k}={v}" for k, v in key.items())
+        seconds = f", {rec['seconds']:.1f} s" if rec.get("seconds") is not None else ""
+        why = f": {rec['message'][:120]}" if rec["status"] != "ok" and rec.get("message") else ""
+        self.steps.advance(f"{label}: {rec['status']}{seconds}{why}")
+
+    def close(self) -> None:
+        self.steps.close()
 
 
 # ---- one task, in a worker ----------------------------------------------------------------

@@ -511,7 +511,7 @@ def test_sweep_records_each_group_and_resumes(tmp_path):
     assert groups.loc["b", "status"] == "error" and "'loss'" in groups.loc["b", "message"]
     assert groups.loc["a", "status"] in ("ok", "gate")
     assert len(pd.read_csv(tmp_path / "out" / "forecasts.csv")) == 1
-    assert "[sweep 2/2]" in stderr and "Groups that failed" in stdout
+    assert "sweep group 2 of 2" in stderr and "Groups that failed" in stdout
     code, _, stderr = run(argv)
     assert code == 1 and "2 of 2 groups already done; nothing left to fit" in stderr
     code, _, stderr = run([*argv[:-1], "--serial", "--scheduler", "local"])

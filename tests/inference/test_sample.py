@@ -119,3 +119,31 @@ def test_same_seed_identical_draws(prepared, first):
         np.testing.assert_array_equal(np.asarray(again.posterior[name]), np.asarray(first[0].posterior[name]))
     np.testing.assert_array_equal(np.asarray(again.sample_stats["n_steps"]),
                                   np.asarray(first[0].sample_stats["n_steps"]))
+
+
+def test_a_backend_without_progress_of_its_own_gets_a_line_at_start_and_end(monkeypatch):
+    """The lowrank backend runs whole chains in one program: progress is its start and its end."""
+    import io
+    import types
+
+    from bayescale.inference import sample as sampling
+    from bayescale.inference.progress import Reporter, reporting
+
+    class Draws:
+        def get_sample_stats(self):
+            return {"diverging": np.array([[0, 1, 0], [1, 1, 0]])}
+
+    monkeypatch.setattr(sampling, "backend", lambda name: types.SimpleNamespace(sample=lambda *a: Draws()))
+    monkeypatch.setattr(sampling, "to_datatree", lambda draws, design, s: draws)
+    stream = io.StringIO()
+    config = SamplerConfig(backend="lowrank", chains=2, warmup=5, draws=3)
+    with reporting(reporter=Reporter("log", stream)):
+        sampling.sample(None, {}, config, init={}, target_accept=0.9, design=None, structure=None)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and "compiling 2 chain(s) x (5 warm-up + 3 draws)" in lines[0]
+    assert "done, 6 draws, 3 divergent transition(s)" in lines[1]
+    stream.truncate(0)
+    sampling.sample(None, {}, config.with_(progress=False), init={}, target_accept=0.9, design=None,
+                    structure=None)
+    assert stream.getvalue() == ""
+

@@ -174,3 +174,27 @@ def test_a_group_is_calibrated_as_bs_fit_calibrates_its_rows():
     assert row["calibration"] in ("measured", *(f"measured; {k} of 3 nested fits failed the gate"
                                                 for k in (1, 2, 3)))
     assert row["rate"] == pytest.approx(kept["rate"]) and row["reach"] == pytest.approx(kept["reach"])
+
+
+@pytest.mark.parametrize("setting", [None, True, False])
+def test_progress_is_a_line_per_group_in_a_log_and_nothing_when_off(setting):
+    """No fit: the reporter of a sweep counts groups, those already done included."""
+    import io
+
+    from bayescale.inference.progress import Reporter, reporting
+    from bayescale.many.sweep import _Progress
+
+    stream = io.StringIO()
+    recorder = Reporter("log", stream)
+    with reporting(reporter=recorder):
+        report = _Progress(3, 1, setting, ["task"])
+        report({"task": "b"}, {"status": "ok", "seconds": 2.25})
+        report({"task": "c"}, {"status": "error", "message": "DataError: column 'loss' has a zero"})
+        report.close()
+    lines = stream.getvalue().splitlines()
+    if setting is False:
+        assert lines == []
+    else:
+        assert lines == ["[bayescale] sweep: 1 of 3 groups already done; fitting the rest",
+                         "[bayescale] sweep group 2 of 3: task=b: ok, 2.2 s",
+                         "[bayescale] sweep group 3 of 3: task=c: error: DataError: column 'loss' has a zero"]
