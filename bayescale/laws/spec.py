@@ -22,9 +22,9 @@ import difflib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from typing import TYPE_CHECKING
 
 from ..errors import LawError
 from .formula import Formula, parse

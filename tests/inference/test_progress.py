@@ -186,9 +186,11 @@ def _stub_fit(monkeypatch, origins: int):
 
     class Result:
         settings = Settings()
+        warnings = []
 
     class Cal:
         rate, reach, nested = 0.01, 1.5, tuple({"origin": k} for k in range(origins))
+        notes = []
 
         def record(self):
             return {}
