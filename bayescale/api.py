@@ -15,7 +15,8 @@ import pandas as pd
 
 from .errors import DataError, DiagnosticsWarning
 from .evaluate.backtest import LEVELS, Backtest, run_backtest
-from .evaluate.calibration import Calibration, CalibrationConfig, measure
+from .evaluate.calibration import CalibrationConfig, measure
+from .evaluate.extrapolation import calibrate, failed_nested, option
 from .inference.config import SamplerConfig
 from .inference.progress import current, reporting
 from .model import ModelConfig
@@ -88,52 +89,25 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     >>> f = bs.fit(df, law="power", y="loss", x="x", chains=1, warmup=200, draws=200)  # doctest: +SKIP
     >>> f.predict({"x": [1e12]})[["median", "lo90", "hi90"]]  # doctest: +SKIP
     """
-    config = _calibration_config(extrapolation)
+    chosen = option(extrapolation)  # an unknown value fails before any fit
     req = request(law, y, x, group, run, se, pool, sampler, model, **settings)
     shown = current(req.sampler.progress)  # the nested fits report to it too, one line per origin
     with reporting(reporter=shown):
         result = req.fit(df)
-    if config is None:
-        if isinstance(extrapolation, Calibration):
-            result.settings = result.settings.with_(extrapolation=extrapolation.record())
-        return result
-    short = req.with_(sampler={"chains": min(req.sampler.chains, config.chains),
-                               "warmup": min(req.sampler.warmup, config.draws),
-                               "draws": min(req.sampler.draws, config.draws), "progress": False})
-    shown.line(f"calibrating forecasts beyond the data: {config.cuts} nested fits of a rolling backtest")
-    try:
-        with warnings.catch_warnings(), reporting(reporter=shown):
-            warnings.simplefilter("ignore")  # the nested fits' verdicts are recorded below instead
-            cal = measure(df, short, cuts=config.cuts, kind=config.kind, seed=req.sampler.seed,
-                          bias=config.bias, curvature=config.curvature, tails=config.tails)
-    except DataError as err:
-        if config.required:
-            raise DataError(f"extrapolation=True: {err}") from None
-        result.settings = result.settings.with_(extrapolation={"skipped": str(err)})
-        return result
-    result.settings = result.settings.with_(extrapolation=cal.record(), nested=cal.nested)
-    failed = cal.failed_nested()
-    # failed nested fits are left out, or the fallback band used: kept with the fit and said once
-    result.warnings = [*result.warnings, *cal.notes]
-    for note in cal.notes:
+    if not isinstance(chosen, CalibrationConfig):  # law-only bands, or a calibration given
+        return calibrate(result, df, req, chosen)
+    shown.line(f"calibrating forecasts beyond the data: {chosen.cuts} nested fits of a rolling backtest")
+    before = len(result.warnings)
+    with reporting(reporter=shown):
+        calibrate(result, df, req, chosen)
+    for note in result.warnings[before:]:  # said once, and kept with the fit
         warnings.warn(note.category(str(note)), stacklevel=2)
-    shown.line(f"calibrated: rate {cal.rate:.4g} per decade, reach {cal.reach:.2f} decades; nested fits "
-               f"{len(cal.nested) - len(failed)} of {len(cal.nested)} passed")
+    kept, nested = result.settings.extrapolation, result.settings.nested or ()
+    if "rate" in kept:
+        passed = sum(row.get("verdict") == "passed" for row in nested)
+        shown.line(f"calibrated: rate {kept['rate']:.4g} per decade, reach {kept['reach']:.2f} decades; "
+                   f"nested fits {passed} of {len(nested)} passed")
     return result
-
-
-def _calibration_config(extrapolation) -> CalibrationConfig | None:
-    """The nested backtest to run, or None (law-only bands, or a calibration given)."""
-    if isinstance(extrapolation, CalibrationConfig):
-        return extrapolation
-    if isinstance(extrapolation, str) and extrapolation == "auto":
-        return CalibrationConfig()
-    if extrapolation is True:
-        return CalibrationConfig(required=True)
-    if extrapolation is False or isinstance(extrapolation, Calibration):
-        return None
-    raise DataError(f"extrapolation={extrapolation!r}: pass 'auto', True, False, a CalibrationConfig or "
-                    f"a result of bayescale.calibrate.")
 
 
 def fit_many(frames, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=None, pool=None,
@@ -195,8 +169,6 @@ def fit_many(frames, law="chinchilla", y: str = "loss", x=None, group=None, run=
     >>> fits = bs.fit_many(frames, law="power", y="loss", x="x", chains=2,
     ...                    warmup=300, draws=300)  # doctest: +SKIP
     """
-    from .many.extrapolation import calibrate, failed_nested, option
-
     chosen = option(extrapolation)  # an unknown value fails before any fit
     req = request(law, y, x, group, run, se, pool, sampler, model, **settings)
     fits = req.fit_many(frames, vectorize=vectorize, executor=executor, chunk=chunk, pad=pad)

@@ -65,3 +65,11 @@ def kill_a_worker():
             killed.append(victims[0])
 
     return kill
+
+
+@pytest.fixture(scope="session")
+def mixture_toml():
+    """``mixture_toml(scale_line)``: the text of ``tests/fixtures/mixture.toml``, a law with a
+    proportion input, with ``scale_line`` (e.g. ``'scale = "N"'``, or ``""``) as its scale key."""
+    template = (ROOT / "tests" / "fixtures" / "mixture.toml").read_text(encoding="utf-8")
+    return lambda scale_line="": template.format(scale=scale_line)

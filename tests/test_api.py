@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale import api
+from bayescale.evaluate import extrapolation
 from bayescale.evaluate.calibration import Calibration
 
 TINY = dict(y="loss", x="x", chains=1, warmup=50, draws=50, progress=False)
@@ -42,7 +42,7 @@ def recorder(monkeypatch):
         return calibration(calls_nested[0])
 
     calls_nested = [()]
-    monkeypatch.setattr(api, "measure", measure)
+    monkeypatch.setattr(extrapolation, "measure", measure)
     return calls, calls_nested
 
 
@@ -103,7 +103,7 @@ def test_failed_nested_fits_are_recorded_and_said(df, monkeypatch):
         cal.basis, cal.notes = "passed", (note,)
         return cal
 
-    monkeypatch.setattr(api, "measure", measure)
+    monkeypatch.setattr(extrapolation, "measure", measure)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit = bs.fit(df, "power", **TINY)
@@ -119,7 +119,7 @@ def test_data_too_narrow_fall_back_under_auto_and_raise_under_true(df, monkeypat
     def measure(*a, **k):
         raise bs.DataError("rolling backtest: no origin leaves rows to fit and rows to forecast")
 
-    monkeypatch.setattr(api, "measure", measure)
+    monkeypatch.setattr(extrapolation, "measure", measure)
     fit = quiet_fit(df)
     assert "no origin leaves rows" in fit.settings.extrapolation["skipped"]
     with pytest.raises(bs.DataError, match="extrapolation=True: rolling backtest"):

@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..data.design import require_column
 from ..errors import BayescaleError, DataError
+from ..evaluate import extrapolation as calibration
 from ..evaluate.calibration import Calibration
 from ..inference import executor as runner
 from ..inference.config import SamplerConfig, take
@@ -36,7 +37,6 @@ from ..laws.spec import resolve
 from ..model import ModelConfig
 from ..result.fit import GATE_KINDS
 from ..result.fitting import CHUNK, Job, Request, request, setup
-from . import extrapolation as calibration
 
 STATUSES = {"ok": "fitted, diagnostics passed", "gate": "fitted, diagnostics FAILED",
             "error": "bad data or a failed fit", "crashed": "its worker died on every attempt"}
@@ -394,7 +394,7 @@ def _task(job: Job, frames: dict, gids: dict, forecast, folder, chosen=None) -> 
     """Fit ``frames`` (seed index -> DataFrame) in this worker; returns group id -> record.
 
     Each fit is calibrated beyond its data as ``chosen`` says
-    (:func:`bayescale.many.extrapolation.option`) before its forecasts are made.
+    (:func:`bayescale.evaluate.extrapolation.option`) before its forecasts are made.
     Each record is written to ``folder`` (when given and reachable) as its fit ends; a
     task run again after its worker died skips the groups already written.
     """

@@ -180,40 +180,20 @@ def test_nested_calibration_is_only_for_rolling_origins(discrepancy, split):
         run(ladder(), split, discrepancy=discrepancy)
 
 
-MIXTURE = """
-name = "mixture"
-formula = "E + a * N**(-alpha) * (1 + k * p)"
-{scale}
-
-[inputs]
-N = "parameters"
-p = {{ description = "share of code in the data mix (may be 0)", scale = "none" }}
-
-[parameters.E]
-prior = "floor(1.0, 1.5)"
-[parameters.a]
-prior = "lognormal(-1.0, 1.5)"
-[parameters.alpha]
-prior = "lognormal(log(0.3), 0.5)"
-[parameters.k]
-prior = "normal(0, 0.5)"
-"""
-
-
 def mixture_data() -> pd.DataFrame:
     n = np.repeat([1e7, 1e8, 1e9, 1e10], 2)
     return pd.DataFrame({"params": n, "code": np.tile([0.0, 0.3], 4), "loss": 1.8 + 400 * n**-0.34})
 
 
-def test_compute_splits_use_the_law_scale_so_a_zero_share_is_fine():
-    law = bs.Law.from_toml(MIXTURE.format(scale=""))
+def test_compute_splits_use_the_law_scale_so_a_zero_share_is_fine(mixture_toml):
+    law = bs.Law.from_toml(mixture_toml(""))
     df = mixture_data()
     mask, what, _ = heldout_mask(df, "largest-compute", {"N": "params", "p": "code"}, None, None,
                                  frac=0.25, law=law)
     assert df.loc[mask, "params"].tolist() == [1e10, 1e10] and "by N" in what
 
 
-def test_a_scale_that_is_not_positive_is_named_before_any_fit():
-    law = bs.Law.from_toml(MIXTURE.format(scale='scale = "N * p"'))
+def test_a_scale_that_is_not_positive_is_named_before_any_fit(mixture_toml):
+    law = bs.Law.from_toml(mixture_toml('scale = "N * p"'))
     with pytest.raises(DataError, match=r"rolling backtest: the scale of law 'mixture' \(N \* p\).*row 0"):
         backtest(mixture_data(), law=law, split="rolling", y="loss", x={"N": "params", "p": "code"})

@@ -177,12 +177,16 @@ def test_the_rolling_backtest_counts_its_origins(monkeypatch):
 
 def _stub_fit(monkeypatch, origins: int):
     """bs.fit without sampling: a plain fit and a calibration that report like real ones."""
-    import bayescale.api as api
+    from bayescale.evaluate import extrapolation
     from bayescale.result.fitting import Request
 
     class Settings:
+        extrapolation, nested = None, ()
+
         def with_(self, **changes):
-            return self
+            new = Settings()
+            new.__dict__.update(self.__dict__ | changes)
+            return new
 
     class Result:
         settings = Settings()
@@ -193,7 +197,7 @@ def _stub_fit(monkeypatch, origins: int):
         notes = []
 
         def record(self):
-            return {}
+            return {"rate": self.rate, "reach": self.reach}
 
         def failed_nested(self):
             return []
@@ -205,7 +209,7 @@ def _stub_fit(monkeypatch, origins: int):
         return Cal()
 
     monkeypatch.setattr(Request, "fit", lambda self, df: Result())
-    monkeypatch.setattr(api, "measure", measure)
+    monkeypatch.setattr(extrapolation, "measure", measure)
 
 
 def test_bs_fit_reports_each_calibration_origin(monkeypatch):

@@ -394,26 +394,6 @@ def test_catalogue_page_is_generated_from_the_specs():
 
 
 # ---- the scale extrapolation is measured in ----------------------------------------------------
-MIXTURE = """
-name = "mixture"
-formula = "E + a * N**(-alpha) * (1 + k * p)"
-{scale}
-
-[inputs]
-N = "parameters"
-p = {{ description = "share of code in the data mix (may be 0)", scale = "none" }}
-
-[parameters.E]
-prior = "floor(1.0, 1.5)"
-[parameters.a]
-prior = "lognormal(-1.0, 1.5)"
-[parameters.alpha]
-prior = "lognormal(log(0.3), 0.5)"
-[parameters.k]
-prior = "normal(0, 1)"
-"""
-
-
 def test_default_scale_is_compute_for_n_and_d_and_the_input_of_one_input_laws():
     chin = Law.named("chinchilla")
     assert chin.scale.text == "6 * N * D" and chin.scale_input is None
@@ -421,15 +401,15 @@ def test_default_scale_is_compute_for_n_and_d_and_the_input_of_one_input_laws():
     assert Law.named("power").scale_input == "x"
 
 
-def test_default_scale_leaves_out_unscaled_inputs():
-    law = Law.from_toml(MIXTURE.format(scale=""))
+def test_default_scale_leaves_out_unscaled_inputs(mixture_toml):
+    law = Law.from_toml(mixture_toml(""))
     assert law.scale.text == "N" and law.scale_input == "N"
     # a zero share does not touch it
     np.testing.assert_allclose(law.scale_of({"N": [1e8, 1e9], "p": [0.0, 0.3]}), [1e8, 1e9])
 
 
-def test_declared_scale_is_kept_and_written_back():
-    law = Law.from_toml(MIXTURE.format(scale='scale = "6 * N"'))
+def test_declared_scale_is_kept_and_written_back(mixture_toml):
+    law = Law.from_toml(mixture_toml('scale = "6 * N"'))
     assert law.scale.text == "6 * N" and law.scale_input is None
     again = Law.from_toml(law.to_toml())
     assert again.scale.text == "6 * N" and again.scale_declared
@@ -448,9 +428,9 @@ def test_catalogue_laws_with_unscaled_inputs_declare_their_scale():
     ("scale = 6", "must be an expression over the inputs"),
     ('scale = "N *"', "is not a valid expression"),
 ])
-def test_bad_scale_is_named(scale, fragment):
+def test_bad_scale_is_named(scale, fragment, mixture_toml):
     with pytest.raises(LawError, match="scale of law 'mixture'") as info:
-        Law.from_toml(MIXTURE.format(scale=scale))
+        Law.from_toml(mixture_toml(scale))
     assert fragment in str(info.value)
 
 

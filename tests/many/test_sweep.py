@@ -92,8 +92,8 @@ def test_bad_arguments_are_named():
 def recorder(monkeypatch):
     """The nested calibration of each group replaced by a recorder: a wide rate for task c,
     data too narrow for any other task."""
+    from bayescale.evaluate import extrapolation
     from bayescale.evaluate.calibration import Calibration
-    from bayescale.many import extrapolation
 
     calls = []
 

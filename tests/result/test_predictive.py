@@ -227,34 +227,16 @@ def test_new_run_band_adds_the_targets_known_standard_error():
 
 
 # ---- distance in the law's scale, not in every input -----------------------------------------
-MIXTURE = bs.Law.from_toml("""
-name = "mixture"
-formula = "E + a * N**(-alpha) * (1 + k * p)"
-
-[inputs]
-N = "parameters"
-p = { description = "share of code in the data mix (may be 0)", scale = "none" }
-
-[parameters.E]
-prior = "floor(1.0, 1.5)"
-[parameters.a]
-prior = "lognormal(-1.0, 1.5)"
-[parameters.alpha]
-prior = "lognormal(log(0.3), 0.5)"
-[parameters.k]
-prior = "normal(0, 0.5)"
-""")
-
-
-def test_proportion_input_with_zeros_validates_and_stays_out_of_the_distance():
+def test_proportion_input_with_zeros_validates_and_stays_out_of_the_distance(mixture_toml):
     """No sampling: a fixed 'posterior' of four draws is enough to measure the distance."""
     from bayescale.data.design import prepare
     from bayescale.model import structure
 
     df = pd.DataFrame({"params": [1e7, 1e7, 1e8, 1e8, 1e9, 1e9], "code": [0.0, 0.2, 0.0, 0.2, 0.0, 0.2],
                        "loss": [3.2, 3.3, 2.8, 2.9, 2.5, 2.55]})
-    design = prepare(df, MIXTURE, "loss", {"N": "params", "p": "code"})  # zeros are fine
-    s = structure(MIXTURE, design)
+    mixture = bs.Law.from_toml(mixture_toml(""))
+    design = prepare(df, mixture, "loss", {"N": "params", "p": "code"})  # zeros are fine
+    s = structure(mixture, design)
     posterior = {"E": np.full((1, 4, 1), 1.8), "a": np.full((1, 4, 1), 1.0),
                  "alpha": np.full((1, 4, 1), 0.3), "k": np.full((1, 4, 1), 0.1),
                  "sigma": np.full((1, 4), 0.01)}

@@ -13,10 +13,10 @@ import pytest
 
 import bayescale as bs
 from bayescale import api
+from bayescale.evaluate import extrapolation
 from bayescale.evaluate.calibration import Calibration, CalibrationConfig
 from bayescale.inference.config import SamplerConfig
 from bayescale.laws.spec import resolve
-from bayescale.many import extrapolation
 from bayescale.model import ModelConfig
 from bayescale.result.fitting import request, settings_of
 
@@ -29,8 +29,9 @@ def calibration(nested=()):
 
 
 def stand_in():
-    """What ``calibrate`` touches of a fit: its settings."""
-    return SimpleNamespace(settings=settings_of(resolve("power"), ModelConfig(), SamplerConfig()))
+    """What ``calibrate`` touches of a fit: its settings and warnings."""
+    return SimpleNamespace(settings=settings_of(resolve("power"), ModelConfig(), SamplerConfig()),
+                           warnings=[])
 
 
 @pytest.fixture
@@ -47,9 +48,17 @@ def recorder(monkeypatch):
     return calls, outcome
 
 
-@pytest.mark.parametrize("value", ["auto", True, False, CalibrationConfig(cuts=4, draws=200)])
-def test_the_option_means_what_bs_fit_makes_of_it(value):
-    assert extrapolation.option(value) == api._calibration_config(value)
+@pytest.mark.parametrize("value, expected", [
+    ("auto", CalibrationConfig()), (True, CalibrationConfig(required=True)), (False, None),
+    (CalibrationConfig(cuts=4, draws=200), CalibrationConfig(cuts=4, draws=200))])
+def test_the_option_values_and_what_they_ask_for(value, expected):
+    assert extrapolation.option(value) == expected
+
+
+def test_fit_sweep_and_fit_many_read_the_option_with_one_function():
+    from bayescale.many import sweep
+
+    assert api.option is extrapolation.option and sweep.calibration.option is extrapolation.option
 
 
 def test_a_calibration_given_is_kept_and_anything_else_is_refused():

@@ -1,6 +1,6 @@
-"""The ``extrapolation`` option of the many-fit calls (``bs.sweep``, ``bs.fit_many``).
+"""The ``extrapolation`` option of ``bs.fit``, ``bs.sweep`` and ``bs.fit_many``: one meaning for all.
 
-It takes the values of ``bs.fit``'s and means the same: ``"auto"`` and ``True``
+Its values: ``"auto"`` and ``True``
 measure how fast the law's own error grows beyond each data set, by a rolling
 backtest nested inside it (:func:`bayescale.evaluate.calibration.measure`), and
 keep the terms with that data set's fit, so its forecasts widen with the
@@ -23,7 +23,7 @@ import warnings
 from dataclasses import asdict
 
 from ..errors import DataError
-from ..evaluate.calibration import Calibration, CalibrationConfig, measure
+from .calibration import Calibration, CalibrationConfig, measure
 
 CHOICES = "'auto', True, False, a CalibrationConfig or a result of bayescale.calibrate"
 
@@ -60,9 +60,10 @@ def calibrate(fit, df, req, chosen, executor=None):
     """Keep the calibration beyond the data of ``fit`` (of ``df``, made by ``req``) with it.
 
     ``chosen`` is what :func:`option` returned (or a calibration's ``record()``, kept as
-    given).  The nested fits are ``req``'s with at
-    most the config's chains and draws, seeded by ``req``'s seed, exactly as ``bs.fit``
-    makes them; their verdicts go to ``fit.settings.nested``.  Returns ``fit``.
+    given).  The nested fits are ``req``'s with at most the config's chains and draws,
+    seeded by ``req``'s seed and silent; their verdicts go to ``fit.settings.nested``, and
+    the calibration's notes (nested fits left out, or the fallback band) to
+    ``fit.warnings``.  Returns ``fit``.
 
     Raises
     ------
@@ -90,6 +91,8 @@ def calibrate(fit, df, req, chosen, executor=None):
         fit.settings = fit.settings.with_(extrapolation={"skipped": str(err)})
         return fit
     fit.settings = fit.settings.with_(extrapolation=cal.record(), nested=cal.nested)
+    # failed nested fits are left out, or the fallback band used: the notes say which
+    fit.warnings = [*fit.warnings, *cal.notes]
     return fit
 
 
