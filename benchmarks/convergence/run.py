@@ -124,11 +124,12 @@ def cases(bs):
         yield f"pythia_evals/{task}_{metric}", lambda d=y, law=law: (
             d, dict(law=law, y="y", x=NN_DD, group="family", se=None if law == "chinchilla" else "y_se"))
 
+    sys.path.insert(0, str(HERE.parent))
+    from bench_scaling import simulate  # the ladders of bench_peers: 50 rows per family
+
     for families in (30, 100, 300):
-        def simulated(f=families):
-            df = bs.datasets.simulate("chinchilla", families=f, seeds=1, seed=f)
-            return df, dict(law="chinchilla", y="loss", x=NN_DD, group="family")
-        yield f"simulated/{families}_families", simulated
+        yield f"simulated/{families}_families", lambda f=families: (
+            simulate(50 * f, f), dict(law="chinchilla", y="loss", x=NN_DD, group="family"))
 
 
 def _measure(fit, seconds: float) -> dict:
