@@ -146,7 +146,7 @@ def _measure(fit, seconds: float) -> dict:
             "min_bfmi": float(bfmi.min()), "steps_per_draw": float(steps.mean()),
             "verdict": fit.verdict(),
             "messages": [w.message for w in fit.warnings if w.kind in _gate_kinds()],
-            "target_accept": fit.settings.sampler.target_accept}
+            "target_accept": fit.settings.target_accept}
 
 
 def _gate_kinds():
