@@ -155,14 +155,14 @@ def _gate_kinds():
     return GATE_KINDS
 
 
-def run_case(bs, name: str, thunk, backend: str) -> dict:
+def run_case(bs, name: str, thunk, backend: str, target_accept: float | None = None) -> dict:
     started = time.perf_counter()
     try:
         df, kw = thunk()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the verdict and messages are recorded instead
             fit = bs.fit(df.reset_index(drop=True), extrapolation=False, progress=False, seed=0,
-                         backend=backend, **kw)
+                         backend=backend, target_accept=target_accept, **kw)
     except bs.BayescaleError as err:  # refused before sampling: the message is the remedy
         return {"case": name, "backend": backend, "verdict": "REFUSED", "messages": [str(err)],
                 "seconds": round(time.perf_counter() - started, 2)}
@@ -181,7 +181,8 @@ def write_results(out: Path) -> str:
     lines = ["# Convergence corpus", "",
              "Written by `python benchmarks/convergence/run.py`: plain fits "
              "(`extrapolation=False`) at default settings, seed 0, on the machine named below.", ""]
-    for backend, d in df.groupby("backend"):
+    df["run"] = [p.parent.name for p in sorted(out.glob("*/*.json"))]
+    for backend, d in df.groupby("run"):
         ok = d["verdict"].eq("passed")
         lines += [f"## Backend `{backend}`: {int(ok.sum())} of {len(d)} pass the gate "
                   f"({ok.mean():.0%}); total {d['seconds'].sum() / 60:.1f} min", "",
@@ -209,13 +210,15 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="numpyro", choices=("numpyro", "lowrank"))
     parser.add_argument("--only", default="", help="comma-separated case-name prefixes")
     parser.add_argument("--out", default=str(HERE))
+    parser.add_argument("--target-accept", type=float, default=None,
+                        help="instead of the default (written into a folder of its own)")
     parser.add_argument("--redo", action="store_true", help="refit cases already written")
     parser.add_argument("--list", action="store_true", help="print the case names and stop")
     args = parser.parse_args(argv)
     import bayescale as bs
 
     out = Path(args.out)
-    folder = out / args.backend
+    folder = out / (args.backend + (f"_ta{args.target_accept:g}" if args.target_accept else ""))
     folder.mkdir(parents=True, exist_ok=True)
     prefixes = [p for p in args.only.split(",") if p]
     for name, thunk in cases(bs):
@@ -227,7 +230,7 @@ def main(argv=None) -> int:
         path = folder / (re.sub(r"[^A-Za-z0-9._+-]+", "_", name) + ".json")
         if path.exists() and not args.redo:
             continue
-        row = run_case(bs, name, thunk, args.backend)
+        row = run_case(bs, name, thunk, args.backend, args.target_accept)
         path.write_text(json.dumps(row, indent=1, default=float))
         print(f"{name}: {row['verdict']} ({row['seconds']:.0f} s)", flush=True)
     if not args.list:
