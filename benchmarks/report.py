@@ -226,6 +226,43 @@ def targets(found: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def corpus_runs() -> dict:
+    """The convergence corpus's results: run folder (backend, target) -> list of per-fit records."""
+    runs = {}
+    for path in sorted((HERE / "convergence").glob("*/*.json")):
+        runs.setdefault(path.parent.name, []).append(json.loads(path.read_text(encoding="utf-8")))
+    return runs
+
+
+def corpus_targets(runs: dict) -> list:
+    rows = []
+    for run, fits in runs.items():
+        ok = sum(f["verdict"] == "passed" for f in fits)
+        rows.append(f"| convergence corpus: >= 95% of the fits pass the gate at default settings ({run}) | "
+                    f"{ok} of {len(fits)} ({ok / len(fits):.0%}) | {_met(ok >= 0.95 * len(fits))} |")
+    return rows
+
+
+def corpus(runs: dict) -> str:
+    """Section 7: pass rates of the convergence corpus per data set and run (the fits themselves
+    are listed in convergence/RESULTS.md)."""
+    names = list(runs)
+    lines = ["## 7. Convergence corpus (`benchmarks/convergence/run.py`)", "",
+             "Plain fits (`extrapolation=False`) a user would run on the shared sets, default settings, "
+             "seed 0; every fit with its diagnostics, and the gate's words for each failure, in "
+             "[`convergence/RESULTS.md`](convergence/RESULTS.md). Passed / fitted, per data set:", "",
+             "| data set | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    sets = sorted({f["case"].split("/")[0] for fits in runs.values() for f in fits})
+    for name in sets:
+        cells = []
+        for run in names:
+            fits = [f for f in runs[run] if f["case"].split("/")[0] == name]
+            ok = sum(f["verdict"] == "passed" for f in fits)
+            cells.append(f"{ok} / {len(fits)}" if fits else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_results(path: Path = HERE / "RESULTS.md") -> str:
     found = {name: _load(name) for name in ("peers", "bootstrap", "scaling", "batch", "sweep",
                                             "extrapolation")}
@@ -237,9 +274,13 @@ def write_results(path: Path = HERE / "RESULTS.md") -> str:
              "section names its machine, versions and date. Comparisons run side by side in one "
              "process; times are medians of the repeats unless a table says otherwise.", "",
              "## Targets", "", targets(found)]
+    runs = corpus_runs()
+    parts[-1] = parts[-1].rstrip("\n") + "".join("\n" + row for row in corpus_targets(runs)) + "\n"
     for name, render in (("peers", peers), ("bootstrap", bootstrap), ("scaling", scaling),
                          ("batch", batch)):
         parts += [render(res) for res in found[name]]
+    if runs:
+        parts.append(corpus(runs))
     text = "\n".join(parts)
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if KEPT in old:

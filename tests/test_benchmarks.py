@@ -109,6 +109,10 @@ def test_report_renders_every_section_and_target(tmp_path):
     for name, res in results.items():
         (tmp_path / f"results_{name}_cpu2.json").write_text(json.dumps(res))
     (tmp_path / "RESULTS.md").write_text(f"old text\n{report.KEPT}\n## kept section\n")
+    corpus = tmp_path / "convergence" / "numpyro"
+    corpus.mkdir(parents=True)
+    for k, verdict in enumerate(["passed"] * 19 + ["FAILED: divergences"]):
+        (corpus / f"f{k}.json").write_text(json.dumps({"case": f"set{k % 2}/fit{k}", "verdict": verdict}))
     report.HERE = tmp_path
     text = report.write_results(tmp_path / "RESULTS.md")
     for heading in ("## Targets", "## 1. NUTS", "## 2. Time", "## 3. Cost", "## 4. Batched",
@@ -126,6 +130,9 @@ def test_report_renders_every_section_and_target(tmp_path):
     assert "| 13.3x | met |" in text
     assert "failed: MemoryError" in text
     assert "| 2.5x (50 s vs 20 s) | met |" in text
+    # the convergence corpus: its pass rate against the 95% target, and per data set
+    assert "(numpyro) | 19 of 20 (95%) | met |" in text
+    assert "| set0 | 10 / 10 |" in text and "| set1 | 9 / 10 |" in text
 
 
 def _part(law, seed, reps, first, n, draws=100, thin=8):
