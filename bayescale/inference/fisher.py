@@ -41,6 +41,12 @@ GAMMA = 1e-5  # regularisation of the covariances (nutpie's default)
 # and 7.0).  Each kept direction costs O(dim) per leapfrog step, nothing next to a gradient.
 CUTOFF = 2.0
 CLAMP = (1e-20, 1e20)  # bounds of the diagonal variances
+# Bounds of the low-rank eigenvalues.  Draws from the transient of a chain that starts far out
+# (log density -3e4 against +2e3 at the mode on loss_to_loss) have gradients of 1e5; their
+# covariance gave an eigenvalue that rounds to 0, a singular metric on which every transition
+# diverged, so no draw joined the buffer again and the chain never recovered.  Bounded, such a
+# direction only slows the chain until the next update replaces it.
+EIGEN_BOUNDS = (1e-6, 1e6)
 
 
 class Buffer(NamedTuple):
@@ -152,5 +158,10 @@ def estimate(buffer: Buffer, rank: int, gamma: float = GAMMA, cutoff: float = CU
     order = jnp.argsort(-jnp.where(far, jnp.abs(jnp.log(vals)), -1.0))[:rank]
     chosen = far[order]
     u = jnp.where(chosen, vecs[:, order] if basis is None else basis @ vecs[:, order], 0.0)
-    lam = jnp.where(chosen, vals[order], 1.0)
+    lam = jnp.where(chosen, jnp.clip(vals[order], *EIGEN_BOUNDS), 1.0)
     return LowRankInverseMassMatrix(sigma, u, lam)
+
+
+def finite(metric: LowRankInverseMassMatrix) -> jax.Array:
+    """Whether every entry of ``metric`` is finite (an estimate that is not is not used)."""
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(metric)]))

@@ -99,3 +99,24 @@ def test_estimate_compiles_once_for_any_fill():
         x, g = gaussian(np.eye(2), n)
         assert np.isfinite(np.asarray(traced(fill(x, g, size=32)).sigma)).all()
     assert traced._cache_size() == 1
+
+
+def test_a_transient_with_huge_gradients_gives_a_bounded_metric():
+    """Draws of a chain sliding in from far out: gradients of 1e12 along a direction in which
+    the draws do not spread.  Unbounded, its eigenvalues are 2e-8 and 9e7 (a nearly singular
+    metric); bounded, the metric stays usable until the next update replaces it."""
+    rng = np.random.default_rng(1)
+    x, g = rng.normal(size=(20, 4)), rng.normal(size=(20, 4))
+    d = np.array([1.0, -1.0, 0.0, 0.0]) / np.sqrt(2)
+    x = x - np.outer(x @ d, d)
+    g = g + np.outer(rng.normal(size=20) * 1e12, d)
+    metric = fisher.estimate(fill(x, g), rank=4, cutoff=2.0)
+    lam = np.asarray(metric.lam)
+    assert bool(fisher.finite(metric))
+    np.testing.assert_allclose(sorted(lam), [fisher.EIGEN_BOUNDS[0], 1.0, 1.0, fisher.EIGEN_BOUNDS[1]])
+
+
+def test_a_metric_with_a_non_finite_entry_is_recognised():
+    good = fisher.estimate(fill(*gaussian(np.eye(3), 50)), rank=2)
+    assert bool(fisher.finite(good))
+    assert not bool(fisher.finite(good._replace(sigma=good.sigma.at[0].set(np.nan))))
