@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 
 import arviz_base as azb
+import jax
 import numpy as np
 
 from ..data.design import Design
@@ -55,9 +56,21 @@ def sample(model, data: dict, config: SamplerConfig, *, init: dict, target_accep
         draws = engine.sample(model, data, init, config, target_accept, dense)
     else:  # a backend without progress of its own: a line when it starts and when it ends
         with Chains(current(config.progress), config.chains, config.warmup, config.draws) as shown:
-            draws = engine.sample(model, data, init, config, target_accept, dense)
+            draws = engine.sample(model, data, init, config, target_accept, dense,
+                                  shape=program_shape(model, data, structure))
             shown.divergences = int(np.asarray(draws.get_sample_stats()["diverging"]).sum())
     return to_datatree(draws, design, structure)
+
+
+def program_shape(model, data: dict, s: Structure) -> tuple:
+    """What decides the compiled program of ``model`` on ``data``: the law (its whole text),
+    the model's static structure, which effects are non-centred, and the data's shapes and
+    types (every value in ``data`` is an argument of the program, references included)."""
+    arrays = tuple((jax.tree_util.keystr(path), np.shape(v), np.asarray(v).dtype.str)
+                   for path, v in jax.tree_util.tree_leaves_with_path(data))
+    noncentred = tuple(sorted(getattr(model, "config", None) or ()))
+    return (s.law.to_toml(), s.n_families, s.n_runs, s.likelihood, tuple(k for k, _ in s.refs),
+            noncentred, arrays)
 
 
 def dense_sites(mode: dict) -> tuple:

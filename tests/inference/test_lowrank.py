@@ -62,3 +62,18 @@ def test_a_fit_through_the_sampling_interface_records_the_backend():
     assert a.idata.posterior.sizes == {"chain": 2, "draw": 200, "family": 1}
     np.testing.assert_array_equal(a.idata.posterior["alpha"], b.idata.posterior["alpha"])
     assert {"diverging", "energy", "n_steps", "lp"} <= set(a.idata.sample_stats.data_vars)
+
+
+def test_a_fit_of_a_shape_seen_before_reuses_its_program_on_its_own_data():
+    kwargs = dict(y="loss", x="x", chains=2, warmup=150, draws=150, backend="lowrank",
+                  extrapolation=False, progress=False, seed=1)
+    first, second = (bs.datasets.simulate("power", families=1, seeds=1, seed=k) for k in (0, 1))
+    lowrank.PROGRAMS.clear()
+    a = bs.fit(first, "power", **kwargs)
+    kept = dict(lowrank.PROGRAMS)
+    b = bs.fit(second, "power", **kwargs)
+    assert lowrank.PROGRAMS == kept  # one program, traced once, serves both data sets
+    lowrank.PROGRAMS.clear()
+    fresh = bs.fit(second, "power", **kwargs)  # traced anew: the same draws
+    np.testing.assert_array_equal(b.idata.posterior["alpha"], fresh.idata.posterior["alpha"])
+    assert not np.array_equal(a.idata.posterior["alpha"], b.idata.posterior["alpha"])
