@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
+import platform
 import re
 import sys
 import time
@@ -180,7 +182,9 @@ def write_results(out: Path) -> str:
     df = pd.DataFrame(rows)
     lines = ["# Convergence corpus", "",
              "Written by `python benchmarks/convergence/run.py`: plain fits "
-             "(`extrapolation=False`) at default settings, seed 0, on the machine named below.", ""]
+             f"(`extrapolation=False`) at default settings, seed 0, on {platform.machine()} with "
+             f"{os.cpu_count()} CPU cores. The wall times are those of the run: the cores may have "
+             "been shared with other work, so compare verdicts, ESS and steps, not seconds.", ""]
     df["run"] = [p.parent.name for p in sorted(out.glob("*/*.json"))]
     for backend, d in df.groupby("run"):
         ok = d["verdict"].eq("passed")
