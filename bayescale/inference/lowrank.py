@@ -61,16 +61,17 @@ def schedule(warmup: int) -> tuple[list, int]:
     """The metric windows of a warm-up of ``warmup`` draws: ``(ends, final)``.
 
     ``ends`` lists, per window of :data:`UPDATE_EVERY` draws, whether the buffer switches at its
-    end (every :data:`EARLY_SWITCH` draws in the first :data:`EARLY` of the warm-up, every
-    :data:`LATE_SWITCH` after, none that would leave fewer draws than that before the final
-    window); ``final`` is the number of draws of the final, step-size-only window.  The schedule
-    depends on the draw count alone, the same for every chain, so vectorised chains share it.
+    end (after windows of :data:`EARLY_SWITCH` draws that double in the first :data:`EARLY` of
+    the warm-up, every :data:`LATE_SWITCH` after, none that would leave fewer draws than that
+    before the final window); ``final`` is the number of draws of the final, step-size-only
+    window.  The schedule depends on the draw count alone, the same for every chain, so
+    vectorised chains share it.
 
     Examples
     --------
     >>> ends, final = schedule(200)
     >>> len(ends), final, ends[:4]
-    (17, 30, [True, True, True, True])
+    (17, 30, [True, False, True, False])
     """
     windows = (warmup - int(FINAL * warmup)) // UPDATE_EVERY
     final = warmup - windows * UPDATE_EVERY

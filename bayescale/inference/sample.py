@@ -56,8 +56,8 @@ def sample(model, data: dict, config: SamplerConfig, *, init: dict, target_accep
         draws = engine.sample(model, data, init, config, target_accept, dense)
     else:  # a backend without progress of its own: a line when it starts and when it ends
         with Chains(current(config.progress), config.chains, config.warmup, config.draws) as shown:
-            draws = engine.sample(model, data, init, config, target_accept, dense,
-                                  shape=program_shape(model, data, structure))
+            shape = None if structure is None else program_shape(model, data, structure)
+            draws = engine.sample(model, data, init, config, target_accept, dense, shape=shape)
             shown.divergences = int(np.asarray(draws.get_sample_stats()["diverging"]).sum())
     return to_datatree(draws, design, structure)
 

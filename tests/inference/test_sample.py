@@ -133,7 +133,8 @@ def test_a_backend_without_progress_of_its_own_gets_a_line_at_start_and_end(monk
         def get_sample_stats(self):
             return {"diverging": np.array([[0, 1, 0], [1, 1, 0]])}
 
-    monkeypatch.setattr(sampling, "backend", lambda name: types.SimpleNamespace(sample=lambda *a: Draws()))
+    engine = types.SimpleNamespace(sample=lambda *a, **k: Draws())
+    monkeypatch.setattr(sampling, "backend", lambda name: engine)
     monkeypatch.setattr(sampling, "to_datatree", lambda draws, design, s: draws)
     stream = io.StringIO()
     config = SamplerConfig(backend="lowrank", chains=2, warmup=5, draws=3)
