@@ -8,6 +8,7 @@ import arviz_stats as azs
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import bayescale as bs
 from bayescale.inference import fisher, lowrank
@@ -64,6 +65,7 @@ def test_a_fit_through_the_sampling_interface_records_the_backend():
     assert {"diverging", "energy", "n_steps", "lp"} <= set(a.idata.sample_stats.data_vars)
 
 
+@pytest.mark.slow  # three fits
 def test_a_fit_of_a_shape_seen_before_reuses_its_program_on_its_own_data():
     kwargs = dict(y="loss", x="x", chains=2, warmup=150, draws=150, backend="lowrank",
                   extrapolation=False, progress=False, seed=1)

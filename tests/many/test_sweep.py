@@ -109,6 +109,7 @@ def recorder(monkeypatch):
     return calls
 
 
+@pytest.mark.slow  # a second real sweep (its nested calibration recorded, not run): 12 s
 def test_each_group_is_calibrated_before_its_forecasts(done, recorder):
     df, _, plain = done
     both = df[df["task"].isin(["a", "c"])]
