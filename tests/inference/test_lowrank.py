@@ -53,6 +53,7 @@ def test_one_chain_samples_a_correlated_gaussian():
     assert float(stats["num_steps"].mean()) < 8
 
 
+@pytest.mark.slow  # two fits, each traced (14 s on 2 cores)
 def test_a_fit_through_the_sampling_interface_records_the_backend():
     df = bs.datasets.simulate("power", families=1, seeds=1, seed=0)
     kwargs = dict(y="loss", x="x", chains=2, warmup=200, draws=200, backend="lowrank",
