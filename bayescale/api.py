@@ -69,8 +69,8 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
         raises.  A :class:`CalibrationConfig` sets the nested backtest; a
         :class:`Calibration` is kept as given; ``False`` gives law-only bands.  The
         nested fits' verdicts are in ``fit.settings.nested_table()``; a nested fit that
-        fails the diagnostics gate is left out of the calibration, or with fewer than two
-        passing the bands fall back to a wider default
+        fails the diagnostics gate is left out of the calibration unless that would narrow
+        the bands, or with fewer than two passing the bands fall back to a wider default
         (:mod:`bayescale.evaluate.calibration`); ``fit.settings.extrapolation["basis"]``
         says which, and a :class:`~bayescale.errors.DiagnosticsWarning` kept in ``fit.warnings`` says why.
     **settings
