@@ -33,6 +33,12 @@ effects) is sampled centred or non-centred (NumPyro's
 one they leave loose forms a funnel that non-centring removes (Betancourt &
 Girolami 2015, arXiv:1312.0906).  ``parameterization="centred"`` or
 ``"noncentred"`` forces one for all.
+
+A law whose link scale is an additive offset plus terms that vanish as the
+inputs grow (``sigmoid(c - a N^-alpha - b D^-beta)``, ``E - a x^-alpha``) is
+fitted with the offset sampled as the law's value at the reference point, where
+the data pin it, instead of at infinity (:mod:`bayescale.laws.anchor`); the
+change of variables is exact, so the prior and the posterior are unchanged.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from numpyro.infer.reparam import LocScaleReparam
 
 from .data.design import DUPLICATES, Design
 from .errors import LawError
+from .laws.anchor import find as find_anchor
 from .laws.spec import Law
 
 
@@ -225,10 +232,15 @@ def pad_rows(data: dict, rows: int) -> dict:
     return out
 
 
-def family_values(s: Structure, floor, refs: dict):
-    """Sample every law parameter per family; returns name -> array of shape (families,)."""
+def family_values(s: Structure, floor, refs: dict, anchored: str | None = None):
+    """Sample every law parameter per family; returns name -> array of shape (families,).
+
+    ``anchored`` names the offset sampled at the reference point (:func:`anchored_offset`).
+    """
     values = {}
     for p in s.law.parameters.values():
+        if p.name == anchored:
+            continue
         mode = s.pool(p.name)
         if mode == "shared":
             z = numpyro.sample(f"{p.name}_z", dist.Normal(p.prior.loc, p.prior.scale))
@@ -242,9 +254,65 @@ def family_values(s: Structure, floor, refs: dict):
             with numpyro.plate("family", s.n_families):
                 z = numpyro.sample(f"{p.name}_z", dist.Normal(pop, tau))
         values[p.name] = numpyro.deterministic(p.name, p.prior.to_natural(z, floor))
+    anchor = find_anchor(s.law)
+    if anchor is not None:
+        values = _anchor_site(s, anchor, values, sampled=anchor.parameter == anchored)
     for name, f in s.law.report.items():
         numpyro.deterministic(name, jnp.broadcast_to(f(values | refs), (s.n_families,)))
     return values
+
+
+ANCHOR = "_at_ref"  # suffix of the site of an offset's value at the reference point
+
+
+def _anchor_site(s: Structure, anchor, values: dict, sampled: bool) -> dict:
+    """The offset's site at the reference point: sampled in its place, or recorded beside it.
+
+    Sampled: the offset is ``value at the reference - rest of the predictor there``
+    (unit Jacobian), and its declared prior is added as a factor.  Only for fitting:
+    drawn forward, the site would not follow the offset's prior.  Recorded (a
+    deterministic site): the value a fit that samples it starts from.
+    """
+    name, p = anchor.parameter, s.law.parameters[anchor.parameter]
+    ones = {k: jnp.ones(s.n_families) for k, _ in s.refs}
+    rest = anchor.predictor(values | ones | {name: jnp.zeros(s.n_families)})
+    mode = s.pool(name)
+    if not sampled:  # a shared offset is anchored at the families' mean of the rest
+        rest = jnp.mean(rest) if mode == "shared" else rest
+        numpyro.deterministic(name + ANCHOR, (values[name][0] if mode == "shared" else values[name]) + rest)
+        return values
+    # the site's own density is taken back out by the factor, so it only gives starts and draws
+    # that initialisation can use (an improper one has none)
+    base = dist.Normal(p.prior.loc, p.prior.scale)
+    if mode == "shared":
+        at_ref = numpyro.sample(name + ANCHOR, base)
+        z = jnp.broadcast_to(at_ref - jnp.mean(rest), (s.n_families,))
+        numpyro.factor(name + "_prior", base.log_prob(z[0]) - base.log_prob(at_ref))
+    else:
+        if mode == "partial":
+            loc = numpyro.sample(f"{name}_pop_z", dist.Normal(p.prior.loc, p.prior.scale))
+            scale = numpyro.sample(f"{name}_tau", dist.HalfNormal(p.tau))
+        else:
+            loc, scale = p.prior.loc, p.prior.scale
+        with numpyro.plate("family", s.n_families):
+            at_ref = numpyro.sample(name + ANCHOR, base)
+        z = at_ref - rest
+        numpyro.factor(name + "_prior", (dist.Normal(loc, scale).log_prob(z) - base.log_prob(at_ref)).sum())
+    numpyro.deterministic(f"{name}_z", z[0] if mode == "shared" else z)
+    return values | {name: numpyro.deterministic(name, z)}
+
+
+def anchored_offset(s: Structure, centring: dict) -> str | None:
+    """The offset a fit samples at the reference point: the law's anchorable one
+    (:mod:`bayescale.laws.anchor`), unless it is a partially pooled effect sampled
+    non-centred, whose funnel the anchor would bring back."""
+    anchor = find_anchor(s.law)
+    if anchor is None:
+        return None
+    name = anchor.parameter
+    if s.pool(name) == "partial" and centring.get(name, 0.0) != 1.0:
+        return None
+    return name
 
 
 def law_mean(law: Law, values: dict, inputs: dict, xp=jnp):
@@ -253,8 +321,8 @@ def law_mean(law: Law, values: dict, inputs: dict, xp=jnp):
 
 
 def _model(inputs, family_idx, run_idx, se_log, floor, refs, y_link=None, mask=None,
-           noise_unit=1.0, y_lo=None, y_hi=None, *, s: Structure):
-    values = family_values(s, floor, refs)
+           noise_unit=1.0, y_lo=None, y_hi=None, *, s: Structure, anchored: str | None = None):
+    values = family_values(s, floor, refs, anchored)
     mu = law_mean(s.law, {k: v[family_idx] for k, v in values.items()}, inputs)
     mean_log = s.law.outcome.forward(mu, jnp)
     noise_scale, run_scale = noise_scales(s.law)
@@ -311,16 +379,23 @@ def choose_centring(s: Structure, design: Design, sigma: float) -> dict:
     return out
 
 
-def build(s: Structure, centring: dict):
+def build(s: Structure, centring: dict, anchor: bool = False):
     """The NumPyro model function for ``s``.
 
     ``centring`` maps each partially pooled parameter, and :data:`RUN` for the run
     effects, to 1 (centred) or 0 (non-centred); missing entries are non-centred.
+    ``anchor=True`` samples the law's offset at the reference point
+    (:func:`anchored_offset`): for fitting only, since that site has no prior of its
+    own to draw from (the prior predictive and the MAP search use ``anchor=False``).
+    The model's ``anchored`` attribute names the offset, or is ``None``.
     """
     sites = [*partial_names(s), *([RUN] if s.n_runs else [])]
     config = {(site if site == RUN else f"{site}_z"): LocScaleReparam(centered=0)
               for site in sites if centring.get(site, 0.0) != 1.0}
-    return reparam(partial(_model, s=s), config=config)
+    anchored = anchored_offset(s, centring) if anchor else None
+    model = reparam(partial(_model, s=s, anchored=anchored), config=config)
+    model.anchored = anchored
+    return model
 
 
 def dims(s: Structure) -> dict:

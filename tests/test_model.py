@@ -314,3 +314,50 @@ def test_real_log_likelihood_and_noise_prior_in_data_units():
                                                          jax.random.PRNGKey(0))).get_trace(
         **model_data(design))
     assert float(trace["sigma"]["fn"].scale) == pytest.approx(REAL_NOISE_SCALE * np.std(y))
+
+
+# ---- the offset sampled at the reference point (bayescale.laws.anchor) ----------------------
+def _offset_design(pool):
+    rng = np.random.default_rng(0)
+    x = np.tile(np.geomspace(1e6, 1e9, 12), 3)
+    fam = np.repeat(["f0", "f1", "f2"], 12)
+    y = -0.5 - 2.0 * (x / 3e7) ** -0.3 + rng.normal(0, 0.02, x.size)
+    df = __import__("pandas").DataFrame({"x": x, "y": y, "family": fam})
+    law = resolve("offset_power").with_pooling(pool)
+    design = prepare(df, law, "y", "x", group="family")
+    return structure(law, design), model_data(design)
+
+
+def _anchored_density_matches(s, data, centring):
+    anchored = build(s, centring, anchor=True)
+    assert anchored.anchored == "E"
+    trace = numpyro.handlers.trace(numpyro.handlers.seed(build(s, centring), jax.random.PRNGKey(3))
+                                   ).get_trace(**data)
+    plain_latent = {k: v["value"] for k, v in trace.items() if v["type"] == "sample" and not v["is_observed"]}
+    # the same point in the anchored coordinates: the offset's value at the reference instead of it
+    at_ref = trace["E_at_ref"]["value"]
+    latent = {k: v for k, v in plain_latent.items() if not k.startswith("E_z")}
+    latent["E_at_ref"] = at_ref
+    moved = numpyro.handlers.trace(numpyro.handlers.substitute(anchored, latent)).get_trace(**data)
+    np.testing.assert_allclose(np.asarray(moved["E"]["value"]), np.asarray(trace["E"]["value"]), rtol=1e-10)
+    # unit Jacobian: the densities agree exactly
+    assert float(log_density(anchored, (), data, latent)[0]) == pytest.approx(
+        float(log_density(build(s, centring), (), data, plain_latent)[0]), rel=1e-10)
+
+
+@pytest.mark.parametrize("pool", ["shared", "none", "partial"])
+@pytest.mark.parametrize("others", ["shared", "partial"])
+def test_the_anchored_offset_leaves_the_density_unchanged(pool, others):
+    s, data = _offset_design({"E": pool, "a": others})
+    _anchored_density_matches(s, data, {"E": 1.0})
+
+
+def test_a_non_centred_offset_is_not_anchored():
+    s, data = _offset_design({"E": "partial", "a": "shared"})
+    assert build(s, {"E": 0.0}, anchor=True).anchored is None
+    assert build(s, {"E": 1.0}, anchor=False).anchored is None
+    sites, _ = _sites(build(s, {}), data)
+    assert sites["E_at_ref"] == ("deterministic", (3,))  # recorded: where an anchored fit starts
+    s, data = _offset_design({"E": "shared", "a": "partial"})
+    sites, _ = _sites(build(s, {}), data)
+    assert sites["E_at_ref"] == ("deterministic", ())  # a shared offset: one value

@@ -695,7 +695,8 @@ def sbc(law, design_df=None, x=None, group=None, run=None, pool=None, *,
                 post, extra = sampler.run(keys[i], truth)
                 row = _record(st, sampler, truth, post, extra, draws, thin, chains)
                 row |= {"replicate": i, "seconds": time.perf_counter() - t0, "compiled": i == members[0],
-                        "centring": ",".join(f"{name}:{'c' if v == 1.0 else 'nc'}" for name, v in key)}
+                        "centring": ",".join(f"{name}:{'c' if v == 1.0 else 'nc'}" for name, v in key),
+                        "anchored": sampler.model.anchored}
                 rows.append(row)
                 steps.advance(f"#{i} {row['seconds']:.2f} s, {row['divergences']} divergent, "
                               f"min ESS {row['min_ess']:.0f}")
@@ -709,7 +710,8 @@ def sbc(law, design_df=None, x=None, group=None, run=None, pool=None, *,
                 "prior_redrawn": redrawn,
                 "seconds": round(time.perf_counter() - started, 2)}
     ranks = pd.DataFrame(rows, columns=["replicate", *st.names, "divergences", "min_ess", "max_rhat",
-                                        "steps", "centring", "failed", "seconds", "compiled"])
+                                        "steps", "centring", "anchored", "failed", "seconds",
+                                        "compiled"])
     ranks = ranks.sort_values("replicate").reset_index(drop=True)
     return SBCResult(st.law.name, ranks, list(st.names), draws, settings)
 
@@ -848,7 +850,7 @@ class _Sampler:
     def __init__(self, s: Structure, centring: dict, data: dict, y0, chains: int, warmup: int,
                  samples: int, target_accept: float):
         runtime.ensure()
-        self.model = model = build(s, centring)
+        self.model = model = build(s, centring, anchor=True)
         self.data = data
         self.latent = latent_sites(model, data | {OBS: jnp.asarray(y0)})
         # dense mass matrix over the law's parameters, diagonal over the (many) run effects, as in fit

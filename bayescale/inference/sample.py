@@ -70,7 +70,7 @@ def program_shape(model, data: dict, s: Structure) -> tuple:
                    for path, v in jax.tree_util.tree_leaves_with_path(data))
     noncentred = tuple(sorted(getattr(model, "config", None) or ()))
     return (s.law.to_toml(), s.n_families, s.n_runs, s.likelihood, tuple(k for k, _ in s.refs),
-            noncentred, arrays)
+            noncentred, getattr(model, "anchored", None), arrays)
 
 
 def dense_sites(mode: dict) -> tuple:
@@ -105,7 +105,9 @@ def run_design(s: Structure, design: Design, data: dict, config: SamplerConfig) 
     centring = choose_centring(s, design, float(mode["sigma"]))
     accept = default_target_accept(s, config.target_accept)
     device = choose_device(config.device, rows=len(design.y))
-    idata = sample(build(s, centring), data, config.with_(device=device), init=mode, target_accept=accept,
+    model = build(s, centring, anchor=True)
+    idata = sample(model, data, config.with_(device=device), init=mode, target_accept=accept,
                    design=design, structure=s, dense=dense_sites(mode))
     runtime.bound_memory()
-    return idata, {"centring": centring, "target_accept": accept, "device": device}
+    return idata, {"centring": centring, "target_accept": accept, "device": device,
+                   "anchored": model.anchored}

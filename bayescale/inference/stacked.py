@@ -97,7 +97,7 @@ class Group:
         c = self.config
         engine = backend(c.backend)
         for centring, subset in by_centring.items():
-            model = build(s, dict(centring))
+            model = build(s, dict(centring), anchor=True)
             latent = nuts.latent_sites(model, self.prepared[subset[0]][3])
             options = {"chains": c.chains, "warmup": c.warmup, "draws": c.draws, "target_accept": accept,
                        "dense": dense_sites(modes[subset[0]]), "max_tree_depth": c.max_tree_depth}
@@ -113,7 +113,8 @@ class Group:
                                     design, s_i)
                 seconds = round(time.perf_counter() - started, 2)
                 current().fitted(self._label(i), len(design.y), seconds)
-                yield i, idata, {"centring": dict(centring), "target_accept": accept, "seconds": seconds}
+                yield i, idata, {"centring": dict(centring), "target_accept": accept, "seconds": seconds,
+                                 "anchored": model.anchored}
                 if not self.vectorize:  # the next fit's time starts here (the first's holds compiling)
                     started = time.perf_counter()
         runtime.bound_memory()

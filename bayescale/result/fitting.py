@@ -141,7 +141,7 @@ def fit_plain(df, law, cols: dict, pool=None, model: ModelConfig = DEFAULT_MODEL
     idata, chosen = run_design(s, design, data, sampler)
     settings = settings_of(law, model, sampler.with_(device=chosen["device"]),
                            target_accept=chosen["target_accept"], centring=chosen["centring"],
-                           seconds=round(time.perf_counter() - started, 2))
+                           anchored=chosen.get("anchored"), seconds=round(time.perf_counter() - started, 2))
     return Fit.gated(law, design, s, idata, settings)
 
 

@@ -62,6 +62,9 @@ class Settings:
         NUTS's target acceptance probability used (the default resolved).
     centring : dict
         Random effect -> True (centred) or False (non-centred), as chosen from the data.
+    anchored : str or None
+        The law's offset sampled as its value at the reference point
+        (:mod:`bayescale.laws.anchor`), or None.
     seconds : float
         Wall time of the fit (for a vectorised stacked fit, its group's).
     batched : str or None
@@ -88,6 +91,7 @@ class Settings:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     target_accept: float | None = None
     centring: dict = field(default_factory=dict)
+    anchored: str | None = None
     seconds: float = 0.0
     batched: str | None = None
     data_set: int | None = None
