@@ -266,53 +266,82 @@ ANCHOR = "_at_ref"  # suffix of the site of an offset's value at the reference p
 
 
 def _anchor_site(s: Structure, anchor, values: dict, sampled: bool) -> dict:
-    """The offset's site at the reference point: sampled in its place, or recorded beside it.
+    """The law's value at the reference point: sampled in place of the anchored parameter,
+    or recorded beside it.
 
-    Sampled: the offset is ``value at the reference - rest of the predictor there``
-    (unit Jacobian), and its declared prior is added as a factor.  Only for fitting:
-    drawn forward, the site would not follow the offset's prior.  Recorded (a
+    The site is the value on the link scale, ``m``.  An offset is ``m - rest`` (unit
+    Jacobian); an amplitude is ``(exp(m) - rest) / h`` (log-Jacobian ``m - log h``), with
+    ``rest`` the law there without the parameter and ``h`` its term there at 1.  Sampled,
+    the parameter's declared prior and the log-Jacobian are added as a factor.  Only for
+    fitting: drawn forward, the site would not follow the parameter's prior.  Recorded (a
     deterministic site): the value a fit that samples it starts from.
     """
     name, p = anchor.parameter, s.law.parameters[anchor.parameter]
     ones = {k: jnp.ones(s.n_families) for k, _ in s.refs}
-    rest = anchor.predictor(values | ones | {name: jnp.zeros(s.n_families)})
+    at = values | ones
+    rest = anchor.predictor(at | {name: jnp.zeros(s.n_families)})
+    h = 1.0 if anchor.kind == "offset" else anchor.predictor(at | {name: jnp.ones(s.n_families)}) - rest
     mode = s.pool(name)
-    if not sampled:  # a shared offset is anchored at the families' mean of the rest
-        rest = jnp.mean(rest) if mode == "shared" else rest
-        numpyro.deterministic(name + ANCHOR, (values[name][0] if mode == "shared" else values[name]) + rest)
+    if mode == "shared":  # one value for all families: anchored at their mean
+        rest, h = jnp.mean(rest), jnp.mean(h)
+    if not sampled:
+        value = values[name][0] if mode == "shared" else values[name]
+        total = rest + value * h
+        numpyro.deterministic(name + ANCHOR, total if anchor.kind == "offset" else jnp.log(total))
         return values
     # the site's own density is taken back out by the factor, so it only gives starts and draws
     # that initialisation can use (an improper one has none)
     base = dist.Normal(p.prior.loc, p.prior.scale)
-    if mode == "shared":
-        at_ref = numpyro.sample(name + ANCHOR, base)
-        z = jnp.broadcast_to(at_ref - jnp.mean(rest), (s.n_families,))
-        numpyro.factor(name + "_prior", base.log_prob(z[0]) - base.log_prob(at_ref))
+    if mode == "partial":
+        loc = numpyro.sample(f"{name}_pop_z", dist.Normal(p.prior.loc, p.prior.scale))
+        scale = numpyro.sample(f"{name}_tau", dist.HalfNormal(p.tau))
     else:
-        if mode == "partial":
-            loc = numpyro.sample(f"{name}_pop_z", dist.Normal(p.prior.loc, p.prior.scale))
-            scale = numpyro.sample(f"{name}_tau", dist.HalfNormal(p.tau))
-        else:
-            loc, scale = p.prior.loc, p.prior.scale
+        loc, scale = p.prior.loc, p.prior.scale
+    if mode == "shared":
+        m = numpyro.sample(name + ANCHOR, base)
+    else:
         with numpyro.plate("family", s.n_families):
-            at_ref = numpyro.sample(name + ANCHOR, base)
-        z = at_ref - rest
-        numpyro.factor(name + "_prior", (dist.Normal(loc, scale).log_prob(z) - base.log_prob(at_ref)).sum())
-    numpyro.deterministic(f"{name}_z", z[0] if mode == "shared" else z)
-    return values | {name: numpyro.deterministic(name, z)}
+            m = numpyro.sample(name + ANCHOR, base)
+    if anchor.kind == "offset":
+        value, log_jacobian, valid = m - rest, 0.0, True
+    else:  # a lognormal amplitude: z = log(value), positive only
+        value = (jnp.exp(m) - rest) / h
+        valid = value > 0
+        value_in = jnp.where(valid, value, 1.0)  # finite gradients where the density is 0
+        log_jacobian = m - jnp.log(jnp.abs(h)) - jnp.log(value_in)
+        value = value_in
+    z = p.prior.to_unconstrained(value)
+    log_prior = dist.Normal(loc, scale).log_prob(z) + log_jacobian - base.log_prob(m)
+    numpyro.factor(name + "_prior", jnp.sum(jnp.where(valid, log_prior, -jnp.inf)))
+    numpyro.deterministic(f"{name}_z", z)
+    return values | {name: numpyro.deterministic(name, jnp.broadcast_to(value, (s.n_families,)))}
 
 
-def anchored_offset(s: Structure, centring: dict) -> str | None:
-    """The offset a fit samples at the reference point: the law's anchorable one
-    (:mod:`bayescale.laws.anchor`), unless it is a partially pooled effect sampled
-    non-centred, whose funnel the anchor would bring back."""
+def anchored_offset(s: Structure, centring: dict, weak: bool = False) -> str | None:
+    """The parameter a fit samples at the reference point (:mod:`bayescale.laws.anchor`).
+
+    An offset, unless it is a partially pooled effect sampled non-centred (its funnel
+    would come back); an amplitude only where ``weak`` (the data leave its exponent
+    weakly identified, :func:`bayescale.laws.anchor.weak`), and not when shared by
+    several families.
+    """
     anchor = find_anchor(s.law)
     if anchor is None:
         return None
     name = anchor.parameter
     if s.pool(name) == "partial" and centring.get(name, 0.0) != 1.0:
         return None
+    if anchor.kind == "amplitude" and (not weak or (s.pool(name) == "shared" and s.n_families > 1)):
+        return None
     return name
+
+
+def amplitude_candidate(s: Structure, centring: dict) -> bool:
+    """Whether :func:`anchored_offset` would anchor an amplitude if the data were weak."""
+    anchor = find_anchor(s.law)
+    if anchor is None or anchor.kind != "amplitude":
+        return False
+    return anchored_offset(s, centring, weak=True) is not None
 
 
 def law_mean(law: Law, values: dict, inputs: dict, xp=jnp):
@@ -379,20 +408,21 @@ def choose_centring(s: Structure, design: Design, sigma: float) -> dict:
     return out
 
 
-def build(s: Structure, centring: dict, anchor: bool = False):
+def build(s: Structure, centring: dict, anchor: bool = False, weak: bool = False):
     """The NumPyro model function for ``s``.
 
     ``centring`` maps each partially pooled parameter, and :data:`RUN` for the run
     effects, to 1 (centred) or 0 (non-centred); missing entries are non-centred.
-    ``anchor=True`` samples the law's offset at the reference point
-    (:func:`anchored_offset`): for fitting only, since that site has no prior of its
-    own to draw from (the prior predictive and the MAP search use ``anchor=False``).
+    ``anchor=True`` samples the law's value at the reference point in place of a
+    parameter (:func:`anchored_offset`, which ``weak`` informs): for fitting only, since
+    that site has no prior of its own to draw from (the prior predictive and the MAP
+    search use ``anchor=False``).
     The model's ``anchored`` attribute names the offset, or is ``None``.
     """
     sites = [*partial_names(s), *([RUN] if s.n_runs else [])]
     config = {(site if site == RUN else f"{site}_z"): LocScaleReparam(centered=0)
               for site in sites if centring.get(site, 0.0) != 1.0}
-    anchored = anchored_offset(s, centring) if anchor else None
+    anchored = anchored_offset(s, centring, weak) if anchor else None
     model = reparam(partial(_model, s=s, anchored=anchored), config=config)
     model.anchored = anchored
     return model

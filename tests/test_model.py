@@ -6,6 +6,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import numpyro
+import pandas as pd
 import pytest
 from numpyro.infer.util import log_density
 
@@ -193,7 +194,7 @@ def test_build_non_centred_sites(small):
         "E_z": ("deterministic", (3,)), "a_pop_z": ("sample", ()), "a_tau": ("sample", ()),
         "a_z_decentered": ("sample", (3,)), "a_z": ("deterministic", (3,)), "alpha_z": ("sample", ()),
         "E": ("deterministic", (3,)), "a": ("deterministic", (3,)), "alpha": ("deterministic", (3,)),
-        "A": ("deterministic", (3,)), "sigma_run": ("sample", ()),
+        "A": ("deterministic", (3,)), "a_at_ref": ("deterministic", (3,)), "sigma_run": ("sample", ()),
         "run_effect_decentered": ("sample", (15,)), "run_effect": ("deterministic", (15,)),
         "sigma": ("sample", ()), "y_link": ("sample", (75,)),
     }
@@ -322,7 +323,7 @@ def _offset_design(pool):
     x = np.tile(np.geomspace(1e6, 1e9, 12), 3)
     fam = np.repeat(["f0", "f1", "f2"], 12)
     y = -0.5 - 2.0 * (x / 3e7) ** -0.3 + rng.normal(0, 0.02, x.size)
-    df = __import__("pandas").DataFrame({"x": x, "y": y, "family": fam})
+    df = pd.DataFrame({"x": x, "y": y, "family": fam})
     law = resolve("offset_power").with_pooling(pool)
     design = prepare(df, law, "y", "x", group="family")
     return structure(law, design), model_data(design)
@@ -361,3 +362,55 @@ def test_a_non_centred_offset_is_not_anchored():
     s, data = _offset_design({"E": "shared", "a": "partial"})
     sites, _ = _sites(build(s, {}), data)
     assert sites["E_at_ref"] == ("deterministic", ())  # a shared offset: one value
+
+
+def _power_design(families):
+    rng = np.random.default_rng(1)
+    x = np.tile(np.geomspace(1e6, 1e9, 12), families)
+    fam = np.repeat([f"f{k}" for k in range(families)], 12)
+    y = 2.0 + 3.0 * (x / 3e7) ** -0.3 * np.exp(rng.normal(0, 0.01, x.size))
+    df = pd.DataFrame({"x": x, "loss": y, "family": fam})
+    law = resolve("power").with_pooling({"E": "partial", "a": "partial"})
+    design = prepare(df, law, "loss", "x", group="family" if families > 1 else None)
+    return structure(law, design), model_data(design)
+
+
+@pytest.mark.parametrize("families", [1, 3])
+def test_the_anchored_amplitude_leaves_the_density_unchanged(families):
+    """a = (exp(m) - E) / h with m the log of the law at the reference: the model adds the
+    prior of a and the log-Jacobian, so the density at the same point is the plain one."""
+    s, data = _power_design(families)
+    centring = {"E": 1.0, "a": 1.0}
+    assert build(s, centring, anchor=True).anchored is None  # only where the data are weak
+    anchored = build(s, centring, anchor=True, weak=True)
+    assert anchored.anchored == "a"
+    plain = build(s, centring)
+    trace = numpyro.handlers.trace(numpyro.handlers.seed(plain, jax.random.PRNGKey(5))).get_trace(**data)
+    plain_latent = {k: v["value"] for k, v in trace.items() if v["type"] == "sample" and not v["is_observed"]}
+    latent = {k: v for k, v in plain_latent.items() if k != "a_z"} | {"a_at_ref": trace["a_at_ref"]["value"]}
+    moved = numpyro.handlers.trace(numpyro.handlers.substitute(anchored, latent)).get_trace(**data)
+    np.testing.assert_allclose(np.asarray(moved["a"]["value"]), np.asarray(trace["a"]["value"]), rtol=1e-10)
+    # the density in the anchored coordinates carries the Jacobian d(a_z)/d(m) = exp(m) / (a h)
+    expected = float(log_density(plain, (), data, plain_latent)[0]) + float(
+        np.sum(np.log(np.exp(np.asarray(latent["a_at_ref"])) / np.asarray(trace["a"]["value"]))))
+    assert float(log_density(anchored, (), data, latent)[0]) == pytest.approx(expected, rel=1e-10)
+
+
+def test_an_anchored_amplitude_has_zero_density_below_zero():
+    s, data = _power_design(1)
+    anchored = build(s, {}, anchor=True, weak=True)
+    seeded = numpyro.handlers.seed(build(s, {}), jax.random.PRNGKey(5))
+    trace = numpyro.handlers.trace(seeded).get_trace(**data)
+    latent = {k: v["value"] for k, v in trace.items()
+              if v["type"] == "sample" and not v["is_observed"] and k != "a_z"}
+    # the value at the reference below the floor E: the amplitude would be negative
+    latent["a_at_ref"] = np.log(0.5 * float(trace["E"]["value"][0]))
+    assert float(log_density(anchored, (), data, latent)[0]) == -np.inf
+
+
+def test_a_shared_amplitude_of_several_families_is_not_anchored():
+    df = pd.DataFrame({"x": np.tile([1e6, 1e7, 1e8], 2), "loss": np.linspace(3, 2.5, 6),
+                       "family": np.repeat(["f0", "f1"], 3)})
+    law = resolve("power").with_pooling({"a": "shared", "E": "partial"})
+    s = structure(law, prepare(df, law, "loss", "x", group="family"))
+    assert build(s, {"E": 1.0}, anchor=True, weak=True).anchored is None

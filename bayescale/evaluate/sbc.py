@@ -75,6 +75,8 @@ from ..inference import runtime
 from ..inference.config import SamplerConfig, take
 from ..inference.nuts import latent_sites, nuts_program
 from ..inference.progress import current
+from ..inference.stacked import shape_key
+from ..inference.start import weak_amplitude
 from ..laws.spec import Law, resolve
 from ..model import (
     OBS,
@@ -681,14 +683,20 @@ def sbc(law, design_df=None, x=None, group=None, run=None, pool=None, *,
         # replicate i's key depends on (seed, i) only, whichever subset runs it
         keys = np.asarray(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1), reps))
         groups: dict = {}  # parameterisation -> replicates: one compiled program each
+        plain = build(s, {})
+        latent = latent_sites(plain, data | {OBS: jnp.asarray(prior[OBS][0])})
         for i in idx:
             centring = choose_centring(s, d, float(prior["sigma"][i]))
-            groups.setdefault(tuple(sorted(centring.items())), []).append(i)
+            # the anchor is chosen as a fit chooses it, with the truth in place of the mode
+            weak = weak_amplitude(s, centring, plain, data | {OBS: jnp.asarray(prior[OBS][i])},
+                                  {k: v[i] for k, v in prior.items()}, latent,
+                                  ("hessian", s.law.to_toml(), shape_key(s.law, s, data)))
+            groups.setdefault((tuple(sorted(centring.items())), weak), []).append(i)
         rows = []
         steps = current(progress).steps(f"SBC {st.law.name} replicate", len(idx)).open()
-        for key, members in groups.items():
+        for (key, weak), members in groups.items():
             sampler = _Sampler(s, dict(key), data, prior[OBS][members[0]], chains, warmup,
-                               draws // chains * thin, target_accept)
+                               draws // chains * thin, target_accept, weak)
             for i in members:
                 t0 = time.perf_counter()
                 truth = {name: v[i] for name, v in prior.items()}
@@ -848,9 +856,9 @@ class _Sampler:
     """
 
     def __init__(self, s: Structure, centring: dict, data: dict, y0, chains: int, warmup: int,
-                 samples: int, target_accept: float):
+                 samples: int, target_accept: float, weak: bool = False):
         runtime.ensure()
-        self.model = model = build(s, centring, anchor=True)
+        self.model = model = build(s, centring, anchor=True, weak=weak)
         self.data = data
         self.latent = latent_sites(model, data | {OBS: jnp.asarray(y0)})
         # dense mass matrix over the law's parameters, diagonal over the (many) run effects, as in fit

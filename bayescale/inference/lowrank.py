@@ -35,7 +35,7 @@ from numpyro.infer.util import initialize_model, unconstrain_fn
 from . import fisher
 from .config import SamplerConfig
 from .device import resolve_device
-from .nuts import Draws, jitter, latent_sites
+from .nuts import Draws, energy_of, jitter, latent_sites
 
 EARLY, FINAL = 0.3, 0.15  # shares of the warm-up: early windows, final step-size-only window
 EARLY_SWITCH, LATE_SWITCH = 10, 80  # draws per metric window, early and later
@@ -163,7 +163,8 @@ def _runner(model, latent, chains: int, warmup: int, draws: int, target_accept: 
     def run(key, init, data, chain_id):
         k_init, k_run = jax.random.split(key)
         info = initialize_model(k_init, model, model_kwargs=data, dynamic_args=False)
-        z = jitter(unconstrain_fn(model, (), data, {k: init[k] for k in latent}), k_init, chains)
+        z = jitter(unconstrain_fn(model, (), data, {k: init[k] for k in latent}), k_init, chains,
+                   energy_of(model, data))
         start = jax.tree.map(lambda v: v[chain_id], z) if chains > 1 else z
         x0, unravel = ravel_pytree(start)
 

@@ -16,7 +16,7 @@ import numpy as np
 import numpyro
 from arviz_base.io_numpyro import NumPyroInferenceAdapter
 from numpyro.infer import MCMC, NUTS, init_to_value
-from numpyro.infer.util import initialize_model, unconstrain_fn
+from numpyro.infer.util import initialize_model, potential_energy, unconstrain_fn
 
 from .config import SamplerConfig
 from .device import resolve_device
@@ -27,16 +27,40 @@ REPORTS = True  # sample() reports its own progress (bayescale.inference.sample)
 STATS = ("diverging", "energy", "num_steps", "potential_energy")  # kept in sample_stats
 
 
-def jitter(z: dict, key, chains: int) -> dict:
+SHRINK = (1.0, 0.5, 0.25, 0.125, 0.0)  # jitter scales tried in turn for a start with zero density
+
+
+def jitter(z: dict, key, chains: int, potential=None) -> dict:
     """Per-chain starting points: ``z`` (unconstrained) plus N(0, :data:`JITTER`) noise.
 
     Chains that start apart make R-hat meaningful; one chain starts at ``z`` itself.
+    With ``potential`` (unconstrained values -> potential energy), a chain whose
+    jittered start has zero density (a law's value at the reference sampled in place
+    of an amplitude has a wall where the amplitude reaches 0,
+    :mod:`bayescale.laws.anchor`) has its jitter shrunk by :data:`SHRINK` until the
+    density is positive; NUTS would otherwise hold it there.  Starts with positive
+    density are unchanged, so the same seed gives the same draws.
     """
     if chains == 1:
         return z
     keys = jax.random.split(key, len(z))
-    return {k: v + JITTER * jax.random.normal(kk, (chains, *jnp.shape(v)))
-            for kk, (k, v) in zip(keys, sorted(z.items()))}
+    noise = {k: JITTER * jax.random.normal(kk, (chains, *jnp.shape(v)))
+             for kk, (k, v) in zip(keys, sorted(z.items()))}
+    if potential is None:
+        return {k: z[k] + noise[k] for k in noise}
+
+    def finite(scale):
+        energy = jax.vmap(lambda c: potential({k: z[k] + scale * noise[k][c] for k in noise}))
+        return jnp.isfinite(energy(jnp.arange(chains)))
+
+    ok = jnp.stack([finite(s) for s in SHRINK])
+    scale = jnp.asarray(SHRINK)[jnp.argmax(ok, axis=0)]  # the first finite one (none: 1.0, as before)
+    return {k: z[k] + scale.reshape(chains, *([1] * jnp.ndim(z[k]))) * noise[k] for k in noise}
+
+
+def energy_of(model, data: dict):
+    """Unconstrained values -> potential energy of ``model`` on ``data`` (for :func:`jitter`)."""
+    return lambda params: potential_energy(model, (), data, params)
 
 
 def latent_sites(model, data: dict) -> list:
@@ -73,7 +97,8 @@ def nuts_program(model, latent, *, chains: int, warmup: int, draws: int, target_
     def run(key, init, data):
         k_init, k_run = jax.random.split(key)
         z = unconstrain_fn(model, (), data, {k: init[k] for k in latent})
-        mcmc.run(k_run, init_params=jitter(z, k_init, chains), extra_fields=STATS, **data)
+        start = jitter(z, k_init, chains, energy_of(model, data))
+        mcmc.run(k_run, init_params=start, extra_fields=STATS, **data)
         return mcmc.get_samples(group_by_chain=True), mcmc.get_extra_fields(group_by_chain=True)
 
     return jax.jit(run)
@@ -102,7 +127,8 @@ def chain_program(model, latent, *, chains: int, warmup: int, draws: int, target
 
     def run(key, chain, init, data):
         k_init, k_run = jax.random.split(key)
-        z = jitter(unconstrain_fn(model, (), data, {k: init[k] for k in latent}), k_init, chains)
+        z = jitter(unconstrain_fn(model, (), data, {k: init[k] for k in latent}), k_init, chains,
+                   energy_of(model, data))
         start = jax.tree.map(lambda v: v[chain], z) if chains > 1 else z
         mcmc.run(jax.random.split(k_run, chains)[chain], init_params=start, extra_fields=STATS, **data)
         return mcmc.get_samples(), mcmc.get_extra_fields()
@@ -157,7 +183,7 @@ def sample(model, data: dict, init: dict, config: SamplerConfig, target_accept: 
         info = initialize_model(key_init, model, model_kwargs=data,
                                 init_strategy=init_to_value(values=init))
         z0 = info.param_info.z
-        jittered = jitter(z0, key_init, config.chains)
+        jittered = jitter(z0, key_init, config.chains, energy_of(model, data))
         dense_mass = [tuple(k for k in dense if k in z0)] if dense else False
         options = {"dense_mass": dense_mass or False, "target_accept_prob": target_accept,
                    "max_tree_depth": config.max_tree_depth}

@@ -20,8 +20,9 @@ from ..model import RUN, Structure, build, choose_centring, dims, partial_names
 from . import runtime
 from .config import SamplerConfig
 from .device import choose_device
+from .nuts import latent_sites
 from .progress import Chains, current
-from .start import find_map
+from .start import find_map, weak_amplitude
 
 BACKENDS = ("numpyro", "lowrank")  # modules of this package, imported when first used
 
@@ -101,11 +102,14 @@ def run_design(s: Structure, design: Design, data: dict, config: SamplerConfig) 
     """
     runtime.ensure()
     # the all-non-centred mode holds both forms of every effect, so it starts either
-    mode = find_map(build(s, {}), data, config.seed)
+    plain = build(s, {})
+    mode = find_map(plain, data, config.seed)
     centring = choose_centring(s, design, float(mode["sigma"]))
+    weak = weak_amplitude(s, centring, plain, data, mode, latent_sites(plain, data),
+                          ("hessian", *program_shape(plain, data, s)))
     accept = default_target_accept(s, config.target_accept)
     device = choose_device(config.device, rows=len(design.y))
-    model = build(s, centring, anchor=True)
+    model = build(s, centring, anchor=True, weak=weak)
     idata = sample(model, data, config.with_(device=device), init=mode, target_accept=accept,
                    design=design, structure=s, dense=dense_sites(mode))
     runtime.bound_memory()

@@ -29,7 +29,7 @@ from . import nuts, runtime
 from .config import SamplerConfig
 from .progress import current
 from .sample import backend, default_target_accept, dense_sites, to_datatree
-from .start import checked_mode, map_program
+from .start import checked_mode, map_program, weak_amplitude
 
 
 def shape_key(law, s, data: dict) -> tuple:
@@ -89,15 +89,19 @@ class Group:
         s = self.prepared[members[0]][2]
         accept = default_target_accept(s, self.config.target_accept)
         keys = {i: jax.random.split(jax.random.fold_in(self.root, i)) for i in members}
-        modes = self._modes(map_program(build(s, {})), members, keys)
+        plain = build(s, {})
+        modes = self._modes(map_program(plain), members, keys)
         by_centring: dict = {}
+        latent = nuts.latent_sites(plain, self.prepared[members[0]][3])
+        shape = ("hessian", s.law.to_toml(), shape_key(s.law, s, self.prepared[members[0]][3]))
         for i in members:
             centring = choose_centring(s, self.prepared[i][1], float(modes[i]["sigma"]))
-            by_centring.setdefault(tuple(sorted(centring.items())), []).append(i)
+            weak = weak_amplitude(s, centring, plain, self.prepared[i][3], modes[i], latent, shape)
+            by_centring.setdefault((tuple(sorted(centring.items())), weak), []).append(i)
         c = self.config
         engine = backend(c.backend)
-        for centring, subset in by_centring.items():
-            model = build(s, dict(centring), anchor=True)
+        for (centring, weak), subset in by_centring.items():
+            model = build(s, dict(centring), anchor=True, weak=weak)
             latent = nuts.latent_sites(model, self.prepared[subset[0]][3])
             options = {"chains": c.chains, "warmup": c.warmup, "draws": c.draws, "target_accept": accept,
                        "dense": dense_sites(modes[subset[0]]), "max_tree_depth": c.max_tree_depth}

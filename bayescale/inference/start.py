@@ -16,10 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro.infer import init_to_sample
-from numpyro.infer.util import initialize_model
+from numpyro.infer.util import constrain_fn, initialize_model, potential_energy, unconstrain_fn
 from numpyro.optim import Adam
 
 from ..errors import FitError
+from ..laws.anchor import clear, weak
+from ..laws.anchor import find as find_anchor
+from ..model import ANCHOR, amplitude_candidate
 
 N_STARTS = 8
 MAP_STEPS = 2000
@@ -82,3 +85,82 @@ def find_map(model, data: dict, seed: int) -> dict:
     fourth digit, which is enough to change a fit's draws.
     """
     return checked_mode(*_map_search(model, jax.random.PRNGKey(seed), data))
+
+
+HESSIANS: dict = {}  # compiled programs by model shape, for the many fits of one shape
+
+
+def _compiled(key, make):
+    if key is None:
+        return make()
+    if key not in HESSIANS:
+        HESSIANS[key] = make()
+    return HESSIANS[key]
+
+
+def laplace_covariance(model, data: dict, mode: dict, latent, key=None):
+    """``(z, cov)``: ``mode``'s unconstrained ``latent`` values and their covariance in the
+    Laplace approximation there (the inverse Hessian of the potential energy), ``cov``
+    ``None`` where the Hessian is not positive definite (no proper curvature: as weak as
+    it gets).  ``key`` names the model's shape: fits of one shape share one compiled program.
+    """
+    z = unconstrain_fn(model, (), data, {k: mode[k] for k in latent})
+    flat, unravel = ravel_pytree(z)
+    program = _compiled(None if key is None else ("hessian", key), lambda: jax.jit(
+        lambda flat, data: jax.hessian(lambda f: potential_energy(model, (), data, unravel(f)))(flat)))
+    hessian = np.asarray(program(flat, data))
+    try:
+        root = np.linalg.inv(np.linalg.cholesky(hessian))  # fails where not positive definite
+    except np.linalg.LinAlgError:
+        return z, None
+    cov = root.T @ root
+    return z, (cov if np.all(np.isfinite(cov)) else None)
+
+
+def laplace_sd(model, data: dict, mode: dict, latent, key=None) -> dict:
+    """Sd of each ``latent`` site (unconstrained) in the Laplace approximation at ``mode``
+    (:func:`laplace_covariance`); ``inf`` everywhere where it has none."""
+    z, cov = laplace_covariance(model, data, mode, latent, key)
+    flat, unravel = ravel_pytree(z)
+    sd = np.full(flat.shape, np.inf) if cov is None else np.sqrt(np.diag(cov))
+    return {k: np.atleast_1d(np.asarray(v)).ravel().tolist() for k, v in unravel(jnp.asarray(sd)).items()}
+
+
+def weak_amplitude(s, centring: dict, model, data: dict, mode: dict, latent, key=None) -> bool:
+    """Whether a fit samples its law's amplitude at the reference point.
+
+    Only for a law that has one (:func:`bayescale.model.amplitude_candidate`), where the
+    data leave its exponent weakly identified and the value at the reference stays clear
+    of the wall where the amplitude reaches 0 (:func:`bayescale.laws.anchor.weak`,
+    :func:`bayescale.laws.anchor.clear`), both in the Laplace approximation at ``mode``
+    (of the plain ``model``).  Costs one Hessian; ``key`` as for :func:`laplace_covariance`.
+    """
+    if not amplitude_candidate(s, centring):
+        return False
+    anchor = find_anchor(s.law)
+    z, cov = laplace_covariance(model, data, mode, latent, key)
+    if cov is None:
+        return False  # no curvature to judge the wall by
+    flat, unravel = ravel_pytree(z)
+    site = anchor.parameter + ANCHOR
+    values = _compiled(None if key is None else ("anchor", key), lambda: jax.jit(jax.value_and_grad(
+        lambda f, data: jnp.sum(constrain_fn(model, (), data, unravel(f), return_deterministic=True)[site]),
+        )))
+    # the site is one value per family, each a function of its own family's parameters (and
+    # shared ones): the sd of the sum bounds each's; its value, family by family
+    m = np.atleast_1d(np.asarray(constrain_fn(model, (), data, z, return_deterministic=True)[site]))
+    _, grad = values(flat, data)
+    sd = float(np.sqrt(max(np.asarray(grad) @ cov @ np.asarray(grad), 0.0)))
+    sd_of = {k: np.atleast_1d(np.asarray(v)).ravel().tolist()
+             for k, v in unravel(jnp.asarray(np.sqrt(np.diag(cov)))).items()}
+    return weak(anchor, s.law, sd_of) and clear(m, _wall(anchor, mode, s), sd)
+
+
+def _wall(anchor, mode: dict, s) -> np.ndarray:
+    """The site's value where the amplitude reaches 0: the log of the rest of the law at the
+    reference, per family (``-inf`` where the rest is not positive: no wall)."""
+    values = {p: np.broadcast_to(np.asarray(mode[p], dtype=float), (s.n_families,)) for p in s.law.parameters}
+    ones = {k: np.ones(s.n_families) for k, _ in s.refs}
+    rest = np.asarray(anchor.predictor(values | ones | {anchor.parameter: np.zeros(s.n_families)}, np))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(rest > 0, np.log(np.where(rest > 0, rest, 1.0)), -np.inf)

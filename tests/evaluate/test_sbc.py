@@ -202,8 +202,13 @@ def _check_calibrated(res):
 
 @pytest.mark.slow  # hundreds of replicate fits
 def test_sbc_power_is_calibrated(power_sbc):
+    """Each replicate is fitted as a fit of its data would be: where the exponent is weakly
+    identified and the value at the reference clear of the wall, with the amplitude sampled
+    at the reference point (bayescale.laws.anchor), otherwise as it is; both occur here."""
     table = _check_calibrated(power_sbc)
     assert list(table["parameter"]) == ["E", "a", "alpha", "sigma", LOG_LIK]
+    anchored = power_sbc.ranks["anchored"]
+    assert set(anchored.dropna()) == {"a"} and 0 < anchored.notna().mean() < 1
 
 
 @pytest.mark.slow  # hundreds of replicate fits

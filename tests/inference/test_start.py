@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+import pandas as pd
 import pytest
 from numpyro.infer.util import potential_energy, unconstrain_fn
 from scipy.optimize import brentq
@@ -121,3 +122,54 @@ def test_checked_mode_returns_numpy_arrays():
     np.testing.assert_array_equal(mode["mu"], [0.0, 1.0, 2.0])
     assert float(mode["s"]) == 2.0
 
+
+
+def test_laplace_sd_of_a_gaussian_posterior_is_exact():
+    """Normal prior and likelihood: the Laplace approximation is the posterior itself."""
+    from bayescale.inference.start import laplace_sd
+
+    y = jnp.asarray(Y)
+    mode = {"mu": float(Y.sum() / (len(Y) + PRIOR_SD**-2)), "s": 1.0}
+    sd = laplace_sd(conjugate, {"y": y}, mode, ["mu", "s"])
+    assert sd["mu"][0] == pytest.approx((len(Y) + PRIOR_SD**-2) ** -0.5, rel=1e-9)
+    assert sd["s"][0] == pytest.approx(1.0, rel=1e-9)  # log s ~ N(0, 1), untouched by the data
+
+
+def test_laplace_sd_is_infinite_without_curvature():
+    from bayescale.inference.start import laplace_sd
+
+    def flat(y=None):
+        numpyro.sample("mu", dist.Normal(0.0, 1.0))
+        numpyro.factor("saddle", numpyro.sample("v", dist.Normal(0.0, 1.0)) ** 2)  # cancels v's prior
+
+    sd = laplace_sd(flat, {}, {"mu": 0.0, "v": 0.0}, ["mu", "v"])
+    assert all(np.isinf(v) for vs in sd.values() for v in vs)
+
+
+def _power_curve(decades: float, noise: float, alpha: float):
+    from bayescale.inference.nuts import latent_sites
+    from bayescale.model import choose_centring
+    from bayescale.result.fitting import DEFAULT_MODEL
+
+    rng = np.random.default_rng(0)
+    x = np.geomspace(1e6, 1e6 * 10**decades, 15)
+    y = (2.0 + (x / (1e6 * 10 ** (decades / 2))) ** -alpha) * np.exp(rng.normal(0, noise, 15))
+    cols = {"y": "loss", "x": "x", "group": None, "run": None, "se": None}
+    _, design, s, data = setup(pd.DataFrame({"x": x, "loss": y}), "power", cols, None,
+                               DEFAULT_MODEL)
+    plain = build(s, {})
+    mode = find_map(plain, data, 0)
+    return s, choose_centring(s, design, float(mode["sigma"])), plain, data, mode, latent_sites(plain, data)
+
+
+def test_weak_amplitude_follows_how_well_the_data_fix_the_exponent():
+    """Four decades at 0.3% noise fix alpha (Laplace sd of log alpha 0.006, prior 0.5); one
+    decade at 1% leaves it to the prior (0.37): only there is the amplitude anchored."""
+    from bayescale.inference.start import laplace_sd, weak_amplitude
+
+    sharp = _power_curve(4, 0.003, 0.3)
+    assert laplace_sd(*sharp[2:])["alpha_z"][0] < 0.05
+    assert not weak_amplitude(*sharp)
+    loose = _power_curve(1, 0.01, 0.1)
+    assert laplace_sd(*loose[2:])["alpha_z"][0] > 0.25
+    assert weak_amplitude(*loose)

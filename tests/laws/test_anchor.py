@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bayescale import Law
-from bayescale.laws.anchor import find
+from bayescale.laws.anchor import find, weak
+from bayescale.laws.spec import law_names
 
 TEMPLATE = """
 name = "mine"
@@ -59,6 +60,46 @@ def test_no_anchor_where_the_shift_is_not_exact(formula, outcome, prior, x, why)
 
 
 def test_catalogue_anchors():
-    assert find(Law.named("offset_power")).parameter == "E"
-    for name in ("chinchilla", "power", "bnsl", "sigmoid_link"):
-        assert find(Law.named(name)) is None
+    found = {name: find(Law.named(name)) for name in law_names()}
+    assert {k: (a.parameter, a.kind) for k, a in found.items() if a is not None} == {
+        "offset_power": ("E", "offset"), "power": ("a", "amplitude"), "compute": ("a", "amplitude"),
+        "multiplicative": ("a", "amplitude")}
+
+
+def test_amplitude_of_a_two_term_positive_law():
+    anchor = find(Law.named("power"))
+    assert (anchor.parameter, anchor.kind, anchor.term) == ("a", "amplitude", ("alpha",))
+    assert find(Law.named("compute")).term == ("gamma",)
+    # two reducible terms: which amplitude to anchor is not decided (measured either way)
+    assert find(Law.named("chinchilla")) is None
+
+
+@pytest.mark.parametrize("formula, found", [
+    ("c + a * x**(-alpha)", True),
+    ("c + a * x**(-alpha) + 0.1", False),  # three terms
+    ("c - a * x**(-alpha)", False),  # the term is subtracted
+    ("c + x**(-alpha) / a", False),  # a divides
+    ("c + a * a * x**(-alpha)", False),  # a twice
+])
+def test_amplitude_only_in_the_two_term_form(formula, found):
+    anchor = find(_law(formula, outcome="positive", prior="lognormal(0.0, 1.0)"))
+    assert (anchor is not None and anchor.kind == "amplitude") is found
+
+
+def test_weak_compares_the_laplace_sd_with_the_prior_sd():
+    law = Law.named("power")
+    anchor = find(law)
+    scale = law.parameters["alpha"].prior.scale  # 0.5
+    assert not weak(anchor, law, {"alpha_z": [0.1 * scale]})
+    assert weak(anchor, law, {"alpha_z": [0.5 * scale]})
+    assert weak(anchor, law, {"alpha_pop_z": [float("inf")]})  # no proper curvature
+    assert weak(anchor, law, {})  # nothing known: weak
+
+
+def test_clear_measures_the_gap_to_the_wall_in_sds():
+    from bayescale.laws.anchor import CLEAR, clear
+
+    assert clear([1.0, 2.0], [0.5, 0.5], 0.5 / CLEAR)  # the nearest family exactly CLEAR sds away
+    assert not clear([1.0, 2.0], [0.5, 0.5], 0.6 / CLEAR)
+    assert clear([1.0], [float("-inf")], 10.0)  # no wall
+    assert not clear([1.0], [0.5], float("inf"))
