@@ -55,7 +55,7 @@ from numpyro.infer.reparam import LocScaleReparam
 
 from .data.design import DUPLICATES, Design
 from .errors import LawError
-from .laws.anchor import find as find_anchor
+from .laws.anchor import candidates as anchor_candidates
 from .laws.spec import Law
 
 
@@ -254,15 +254,15 @@ def family_values(s: Structure, floor, refs: dict, anchored: str | None = None):
             with numpyro.plate("family", s.n_families):
                 z = numpyro.sample(f"{p.name}_z", dist.Normal(pop, tau))
         values[p.name] = numpyro.deterministic(p.name, p.prior.to_natural(z, floor))
-    anchor = find_anchor(s.law)
-    if anchor is not None:
+    found = sorted(anchor_candidates(s.law), key=lambda a: a.parameter != anchored)  # sampled first
+    for anchor in found:
         values = _anchor_site(s, anchor, values, sampled=anchor.parameter == anchored)
     for name, f in s.law.report.items():
         numpyro.deterministic(name, jnp.broadcast_to(f(values | refs), (s.n_families,)))
     return values
 
 
-ANCHOR = "_at_ref"  # suffix of the site of an offset's value at the reference point
+ANCHOR = "_at_ref"  # suffix of the site of the law's value at the reference point, per candidate
 
 
 def _anchor_site(s: Structure, anchor, values: dict, sampled: bool) -> dict:
@@ -317,31 +317,29 @@ def _anchor_site(s: Structure, anchor, values: dict, sampled: bool) -> dict:
     return values | {name: numpyro.deterministic(name, jnp.broadcast_to(value, (s.n_families,)))}
 
 
-def anchored_offset(s: Structure, centring: dict, weak: bool = False) -> str | None:
+def anchored_offset(s: Structure, centring: dict, weak: str | None = None) -> str | None:
     """The parameter a fit samples at the reference point (:mod:`bayescale.laws.anchor`).
 
     An offset, unless it is a partially pooled effect sampled non-centred (its funnel
-    would come back); an amplitude only where ``weak`` (the data leave its exponent
-    weakly identified, :func:`bayescale.laws.anchor.weak`), and not when shared by
-    several families.
+    would come back); the amplitude named by ``weak`` (the one whose exponent the data
+    leave weakly identified, :func:`bayescale.inference.start.weak_amplitude`), under
+    the same condition, and not when it is shared by several families.
     """
-    anchor = find_anchor(s.law)
-    if anchor is None:
-        return None
-    name = anchor.parameter
-    if s.pool(name) == "partial" and centring.get(name, 0.0) != 1.0:
-        return None
-    if anchor.kind == "amplitude" and (not weak or (s.pool(name) == "shared" and s.n_families > 1)):
-        return None
-    return name
+    for anchor in anchor_candidates(s.law):
+        name = anchor.parameter
+        if s.pool(name) == "partial" and centring.get(name, 0.0) != 1.0:
+            continue
+        if anchor.kind == "offset":
+            return name
+        if name == weak and not (s.pool(name) == "shared" and s.n_families > 1):
+            return name
+    return None
 
 
-def amplitude_candidate(s: Structure, centring: dict) -> bool:
-    """Whether :func:`anchored_offset` would anchor an amplitude if the data were weak."""
-    anchor = find_anchor(s.law)
-    if anchor is None or anchor.kind != "amplitude":
-        return False
-    return anchored_offset(s, centring, weak=True) is not None
+def amplitude_candidates(s: Structure, centring: dict) -> list:
+    """The amplitudes :func:`anchored_offset` would anchor if the data left their exponent weak."""
+    return [a for a in anchor_candidates(s.law)
+            if a.kind == "amplitude" and anchored_offset(s, centring, a.parameter) == a.parameter]
 
 
 def law_mean(law: Law, values: dict, inputs: dict, xp=jnp):
@@ -408,7 +406,7 @@ def choose_centring(s: Structure, design: Design, sigma: float) -> dict:
     return out
 
 
-def build(s: Structure, centring: dict, anchor: bool = False, weak: bool = False):
+def build(s: Structure, centring: dict, anchor: bool = False, weak: str | None = None):
     """The NumPyro model function for ``s``.
 
     ``centring`` maps each partially pooled parameter, and :data:`RUN` for the run

@@ -382,7 +382,7 @@ def test_the_anchored_amplitude_leaves_the_density_unchanged(families):
     s, data = _power_design(families)
     centring = {"E": 1.0, "a": 1.0}
     assert build(s, centring, anchor=True).anchored is None  # only where the data are weak
-    anchored = build(s, centring, anchor=True, weak=True)
+    anchored = build(s, centring, anchor=True, weak="a")
     assert anchored.anchored == "a"
     plain = build(s, centring)
     trace = numpyro.handlers.trace(numpyro.handlers.seed(plain, jax.random.PRNGKey(5))).get_trace(**data)
@@ -398,7 +398,7 @@ def test_the_anchored_amplitude_leaves_the_density_unchanged(families):
 
 def test_an_anchored_amplitude_has_zero_density_below_zero():
     s, data = _power_design(1)
-    anchored = build(s, {}, anchor=True, weak=True)
+    anchored = build(s, {}, anchor=True, weak="a")
     seeded = numpyro.handlers.seed(build(s, {}), jax.random.PRNGKey(5))
     trace = numpyro.handlers.trace(seeded).get_trace(**data)
     latent = {k: v["value"] for k, v in trace.items()
@@ -413,4 +413,4 @@ def test_a_shared_amplitude_of_several_families_is_not_anchored():
                        "family": np.repeat(["f0", "f1"], 3)})
     law = resolve("power").with_pooling({"a": "shared", "E": "partial"})
     s = structure(law, prepare(df, law, "loss", "x", group="family"))
-    assert build(s, {"E": 1.0}, anchor=True, weak=True).anchored is None
+    assert build(s, {"E": 1.0}, anchor=True, weak="a").anchored is None

@@ -856,7 +856,7 @@ class _Sampler:
     """
 
     def __init__(self, s: Structure, centring: dict, data: dict, y0, chains: int, warmup: int,
-                 samples: int, target_accept: float, weak: bool = False):
+                 samples: int, target_accept: float, weak: str | None = None):
         runtime.ensure()
         self.model = model = build(s, centring, anchor=True, weak=weak)
         self.data = data

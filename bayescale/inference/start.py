@@ -20,9 +20,8 @@ from numpyro.infer.util import constrain_fn, initialize_model, potential_energy,
 from numpyro.optim import Adam
 
 from ..errors import FitError
-from ..laws.anchor import clear, weak
-from ..laws.anchor import find as find_anchor
-from ..model import ANCHOR, amplitude_candidate
+from ..laws.anchor import WEAK, clear, weakness
+from ..model import ANCHOR, amplitude_candidates
 
 N_STARTS = 8
 MAP_STEPS = 2000
@@ -126,34 +125,39 @@ def laplace_sd(model, data: dict, mode: dict, latent, key=None) -> dict:
     return {k: np.atleast_1d(np.asarray(v)).ravel().tolist() for k, v in unravel(jnp.asarray(sd)).items()}
 
 
-def weak_amplitude(s, centring: dict, model, data: dict, mode: dict, latent, key=None) -> bool:
-    """Whether a fit samples its law's amplitude at the reference point.
+def weak_amplitude(s, centring: dict, model, data: dict, mode: dict, latent, key=None) -> str | None:
+    """The amplitude a fit samples at the reference point, or ``None``.
 
-    Only for a law that has one (:func:`bayescale.model.amplitude_candidate`), where the
-    data leave its exponent weakly identified and the value at the reference stays clear
-    of the wall where the amplitude reaches 0 (:func:`bayescale.laws.anchor.weak`,
-    :func:`bayescale.laws.anchor.clear`), both in the Laplace approximation at ``mode``
-    (of the plain ``model``).  Costs one Hessian; ``key`` as for :func:`laplace_covariance`.
+    Of the law's amplitudes (:func:`bayescale.model.amplitude_candidates`), the one whose
+    exponent the data leave the most weakly identified, if above
+    :data:`bayescale.laws.anchor.WEAK`, and only if its value at the reference stays
+    clear of the wall where the amplitude reaches 0 (:func:`bayescale.laws.anchor.clear`),
+    both in the Laplace approximation at ``mode`` (of the plain ``model``).  Costs one
+    Hessian; ``key`` as for :func:`laplace_covariance`.
     """
-    if not amplitude_candidate(s, centring):
-        return False
-    anchor = find_anchor(s.law)
+    found = amplitude_candidates(s, centring)
+    if not found:
+        return None
     z, cov = laplace_covariance(model, data, mode, latent, key)
     if cov is None:
-        return False  # no curvature to judge the wall by
+        return None  # no curvature to judge the wall by
     flat, unravel = ravel_pytree(z)
+    sd_of = {k: np.atleast_1d(np.asarray(v)).ravel().tolist()
+             for k, v in unravel(jnp.asarray(np.sqrt(np.diag(cov)))).items()}
+    scored = [(weakness(a, s.law, sd_of), a) for a in found]
+    score, anchor = max(scored, key=lambda pair: pair[0])
+    if not score > WEAK:
+        return None
     site = anchor.parameter + ANCHOR
-    values = _compiled(None if key is None else ("anchor", key), lambda: jax.jit(jax.value_and_grad(
+    values = _compiled(None if key is None else ("anchor", site, key), lambda: jax.jit(jax.value_and_grad(
         lambda f, data: jnp.sum(constrain_fn(model, (), data, unravel(f), return_deterministic=True)[site]),
         )))
     # the site is one value per family, each a function of its own family's parameters (and
-    # shared ones): the sd of the sum bounds each's; its value, family by family
+    # shared ones): the sd of their sum bounds each's; their values, family by family
     m = np.atleast_1d(np.asarray(constrain_fn(model, (), data, z, return_deterministic=True)[site]))
     _, grad = values(flat, data)
     sd = float(np.sqrt(max(np.asarray(grad) @ cov @ np.asarray(grad), 0.0)))
-    sd_of = {k: np.atleast_1d(np.asarray(v)).ravel().tolist()
-             for k, v in unravel(jnp.asarray(np.sqrt(np.diag(cov)))).items()}
-    return weak(anchor, s.law, sd_of) and clear(m, _wall(anchor, mode, s), sd)
+    return anchor.parameter if clear(m, _wall(anchor, mode, s), sd) else None
 
 
 def _wall(anchor, mode: dict, s) -> np.ndarray:

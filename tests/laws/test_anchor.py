@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bayescale import Law
-from bayescale.laws.anchor import find, weak
+from bayescale.laws.anchor import WEAK, candidates, weakness
 from bayescale.laws.spec import law_names
 
 TEMPLATE = """
@@ -29,6 +29,12 @@ prior = "lognormal(-1.0, 0.5)"
 
 def _law(formula, outcome="unit", prior="normal(0.0, 1.5)", x='"tokens"'):
     return Law.from_toml(TEMPLATE.format(formula=formula, outcome=outcome, prior=prior, x=x))
+
+
+def find(law):
+    """The law's first candidate, or None."""
+    found = candidates(law)
+    return found[0] if found else None
 
 
 @pytest.mark.parametrize("formula, outcome", [
@@ -60,40 +66,40 @@ def test_no_anchor_where_the_shift_is_not_exact(formula, outcome, prior, x, why)
 
 
 def test_catalogue_anchors():
-    found = {name: find(Law.named(name)) for name in law_names()}
-    assert {k: (a.parameter, a.kind) for k, a in found.items() if a is not None} == {
-        "offset_power": ("E", "offset"), "power": ("a", "amplitude"), "compute": ("a", "amplitude"),
-        "multiplicative": ("a", "amplitude")}
+    found = {name: [(a.parameter, a.kind) for a in candidates(Law.named(name))] for name in law_names()}
+    assert {k: v for k, v in found.items() if v} == {
+        "offset_power": [("E", "offset")], "power": [("a", "amplitude")], "compute": [("a", "amplitude")],
+        "multiplicative": [("a", "amplitude")], "chinchilla": [("a", "amplitude"), ("b", "amplitude")],
+        "chinchilla_shared": [("a", "amplitude"), ("b", "amplitude")]}
 
 
-def test_amplitude_of_a_two_term_positive_law():
-    anchor = find(Law.named("power"))
-    assert (anchor.parameter, anchor.kind, anchor.term) == ("a", "amplitude", ("alpha",))
-    assert find(Law.named("compute")).term == ("gamma",)
-    # two reducible terms: which amplitude to anchor is not decided (measured either way)
-    assert find(Law.named("chinchilla")) is None
+def test_amplitudes_and_their_terms():
+    assert [(a.parameter, a.term) for a in candidates(Law.named("chinchilla"))] == [
+        ("a", ("alpha",)), ("b", ("beta",))]
+    assert candidates(Law.named("compute"))[0].term == ("gamma",)
 
 
 @pytest.mark.parametrize("formula, found", [
     ("c + a * x**(-alpha)", True),
-    ("c + a * x**(-alpha) + 0.1", False),  # three terms
+    ("c + a * x**(-alpha) + 0.1", False),  # a term without an amplitude
     ("c - a * x**(-alpha)", False),  # the term is subtracted
     ("c + x**(-alpha) / a", False),  # a divides
     ("c + a * a * x**(-alpha)", False),  # a twice
 ])
-def test_amplitude_only_in_the_two_term_form(formula, found):
+def test_amplitude_only_in_the_form_floor_plus_amplitude_terms(formula, found):
     anchor = find(_law(formula, outcome="positive", prior="lognormal(0.0, 1.0)"))
     assert (anchor is not None and anchor.kind == "amplitude") is found
 
 
-def test_weak_compares_the_laplace_sd_with_the_prior_sd():
+def test_weakness_compares_the_laplace_sd_with_the_prior_sd():
     law = Law.named("power")
-    anchor = find(law)
+    (anchor,) = candidates(law)
     scale = law.parameters["alpha"].prior.scale  # 0.5
-    assert not weak(anchor, law, {"alpha_z": [0.1 * scale]})
-    assert weak(anchor, law, {"alpha_z": [0.5 * scale]})
-    assert weak(anchor, law, {"alpha_pop_z": [float("inf")]})  # no proper curvature
-    assert weak(anchor, law, {})  # nothing known: weak
+    assert weakness(anchor, law, {"alpha_z": [0.1 * scale]}) == pytest.approx(0.1)
+    assert weakness(anchor, law, {"alpha_z": [0.5 * scale]}) == pytest.approx(0.5)
+    assert 0.1 < WEAK < 0.5
+    assert weakness(anchor, law, {"alpha_pop_z": [float("inf")]}) == float("inf")  # no proper curvature
+    assert weakness(anchor, law, {}) == float("inf")  # nothing known: weak
 
 
 def test_clear_measures_the_gap_to_the_wall_in_sds():
