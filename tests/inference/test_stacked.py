@@ -4,6 +4,7 @@ and ``Group``: one DataTree per member, whose draws do not depend on the other m
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bayescale as bs
@@ -92,3 +93,23 @@ def test_draws_do_not_depend_on_the_other_members(prepared, both):
                                       np.asarray(shared.posterior[name]), err_msg=name)
     np.testing.assert_array_equal(np.asarray(alone[1].sample_stats["n_steps"]),
                                   np.asarray(shared.sample_stats["n_steps"]))
+
+
+@pytest.mark.slow  # two stacked groups compiled
+def test_each_stacked_fit_chooses_its_own_anchor():
+    """A curve over four decades at 0.3% noise fixes its exponent; one over one decade at 1% does
+    not: in one call, only the second samples its amplitude at the reference point, as a single
+    fit of it would."""
+    rng = np.random.default_rng(0)
+
+    def curve(decades, noise, alpha):
+        x = np.geomspace(1e6, 1e6 * 10**decades, 15)
+        ref = 1e6 * 10 ** (decades / 2)
+        return pd.DataFrame({"x": x, "loss": (2.0 + (x / ref) ** -alpha) * np.exp(rng.normal(0, noise, 15))})
+
+    frames = [curve(4, 0.003, 0.3), curve(1, 0.01, 0.1)]
+    fits = bs.fit_many(frames, law="power", y="loss", x="x", progress=False,
+                       sampler=SamplerConfig(chains=2, warmup=200, draws=200))
+    assert [f.settings.anchored for f in fits] == [None, "a"]
+    assert bs.fit(frames[1], law="power", y="loss", x="x", extrapolation=False, progress=False,
+                  chains=2, warmup=200, draws=200).settings.anchored == "a"
