@@ -185,8 +185,11 @@ def sample(model, data: dict, init: dict, config: SamplerConfig, target_accept: 
         z0 = info.param_info.z
         jittered = jitter(z0, key_init, config.chains, energy_of(model, data))
         dense_mass = [tuple(k for k in dense if k in z0)] if dense else False
+        # NUTS looks for a valid point with its init strategy even when given starts: from the
+        # start's own values, so a law sampled at its reference point (whose amplitude has a
+        # wall, where random points often fall) finds one
         options = {"dense_mass": dense_mass or False, "target_accept_prob": target_accept,
-                   "max_tree_depth": config.max_tree_depth}
+                   "max_tree_depth": config.max_tree_depth, "init_strategy": init_to_value(values=init)}
         if reporter.enabled and method != "vectorized":
             kernel = Reporting(model, tick=shown.tick, every=shown.every, **options)
         else:  # vectorised chains: the lines of the start and the end only
