@@ -122,6 +122,7 @@ def test_leave_family_out_keeps_one_run():
     assert ((result.aggregate["coverage_90"] >= 0) & (result.aggregate["coverage_90"] <= 1)).all()
 
 
+@pytest.mark.slow  # a fit at every rolling origin: 21 s
 def test_rolling_origins_fit_up_to_each_origin_and_score_by_distance():
     df = ladder()
     result = run(df, "rolling", cuts=3, kind=("mean", "new_run"))

@@ -107,6 +107,7 @@ def test_chinchilla_fit_to_a_running_exponent_gets_bands_that_cover_again():
     assert calibrated >= 0.9 - 2 * 0.1, (calibrated, fit.settings.extrapolation)
 
 
+@pytest.mark.slow  # a fit and its nested fits at every origin: 24 s, the fast tier's largest
 def test_well_specified_law_gets_a_small_rate_kept_with_the_fit():
     df = _ladder(bend=False)  # what a user gets: no extrapolation argument
     with warnings.catch_warnings():
