@@ -37,8 +37,10 @@ Girolami 2015, arXiv:1312.0906).  ``parameterization="centred"`` or
 A law whose link scale is an additive offset plus terms that vanish as the
 inputs grow (``sigmoid(c - a N^-alpha - b D^-beta)``, ``E - a x^-alpha``) is
 fitted with the offset sampled as the law's value at the reference point, where
-the data pin it, instead of at infinity (:mod:`bayescale.laws.anchor`); the
-change of variables is exact, so the prior and the posterior are unchanged.
+the data pin it, instead of at infinity; so is an amplitude of ``E + a x^-alpha``
+or Chinchilla's law where the data leave its exponent weak
+(:mod:`bayescale.laws.anchor`).  The change of variables is exact, so the prior
+and the posterior are unchanged.
 """
 
 from __future__ import annotations
@@ -235,7 +237,7 @@ def pad_rows(data: dict, rows: int) -> dict:
 def family_values(s: Structure, floor, refs: dict, anchored: str | None = None):
     """Sample every law parameter per family; returns name -> array of shape (families,).
 
-    ``anchored`` names the offset sampled at the reference point (:func:`anchored_offset`).
+    ``anchored`` names the parameter sampled at the reference point (:func:`anchored_offset`).
     """
     values = {}
     for p in s.law.parameters.values():
@@ -415,7 +417,9 @@ def build(s: Structure, centring: dict, anchor: bool = False, weak: str | None =
     parameter (:func:`anchored_offset`, which ``weak`` informs): for fitting only, since
     that site has no prior of its own to draw from (the prior predictive and the MAP
     search use ``anchor=False``).
-    The model's ``anchored`` attribute names the offset, or is ``None``.
+    The model's ``anchored`` attribute names that parameter, or is ``None``; ``walled``
+    says whether the unconstrained space holds points of zero density (an amplitude
+    sampled at the reference is 0 at a wall), which chains must not start at.
     """
     sites = [*partial_names(s), *([RUN] if s.n_runs else [])]
     config = {(site if site == RUN else f"{site}_z"): LocScaleReparam(centered=0)
@@ -423,6 +427,7 @@ def build(s: Structure, centring: dict, anchor: bool = False, weak: str | None =
     anchored = anchored_offset(s, centring, weak) if anchor else None
     model = reparam(partial(_model, s=s, anchored=anchored), config=config)
     model.anchored = anchored
+    model.walled = any(a.parameter == anchored and a.kind == "amplitude" for a in anchor_candidates(s.law))
     return model
 
 

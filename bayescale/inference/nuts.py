@@ -59,7 +59,12 @@ def jitter(z: dict, key, chains: int, potential=None) -> dict:
 
 
 def energy_of(model, data: dict):
-    """Unconstrained values -> potential energy of ``model`` on ``data`` (for :func:`jitter`)."""
+    """Unconstrained values -> potential energy of ``model`` on ``data``, for :func:`jitter`;
+    ``None`` where every point has positive density (the model is not ``walled``,
+    :func:`bayescale.model.build`), so no start needs checking: evaluated eagerly, the
+    check cost 0.85 s per fit of ``loss_to_loss``."""
+    if not getattr(model, "walled", False):
+        return None
     return lambda params: potential_energy(model, (), data, params)
 
 

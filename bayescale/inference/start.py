@@ -87,14 +87,22 @@ def find_map(model, data: dict, seed: int) -> dict:
 
 
 HESSIANS: dict = {}  # compiled programs by model shape, for the many fits of one shape
+KEEP = 16  # programs kept, the most recently used (a sweep over many shapes would grow it)
 
 
 def _compiled(key, make):
     if key is None:
         return make()
-    if key not in HESSIANS:
-        HESSIANS[key] = make()
-    return HESSIANS[key]
+    program = HESSIANS.pop(key, None) or make()
+    HESSIANS[key] = program  # most recent last
+    while len(HESSIANS) > KEEP:
+        HESSIANS.pop(next(iter(HESSIANS)))
+    return program
+
+
+def _by_site(unravel, flat) -> dict:
+    """Site name -> list of values, from a flat vector over the unconstrained sites."""
+    return {k: np.atleast_1d(np.asarray(v)).ravel().tolist() for k, v in unravel(jnp.asarray(flat)).items()}
 
 
 def laplace_covariance(model, data: dict, mode: dict, latent, key=None):
@@ -121,8 +129,7 @@ def laplace_sd(model, data: dict, mode: dict, latent, key=None) -> dict:
     (:func:`laplace_covariance`); ``inf`` everywhere where it has none."""
     z, cov = laplace_covariance(model, data, mode, latent, key)
     flat, unravel = ravel_pytree(z)
-    sd = np.full(flat.shape, np.inf) if cov is None else np.sqrt(np.diag(cov))
-    return {k: np.atleast_1d(np.asarray(v)).ravel().tolist() for k, v in unravel(jnp.asarray(sd)).items()}
+    return _by_site(unravel, np.full(flat.shape, np.inf) if cov is None else np.sqrt(np.diag(cov)))
 
 
 def weak_amplitude(s, centring: dict, model, data: dict, mode: dict, latent, key=None) -> str | None:
@@ -142,8 +149,7 @@ def weak_amplitude(s, centring: dict, model, data: dict, mode: dict, latent, key
     if cov is None:
         return None  # no curvature to judge the wall by
     flat, unravel = ravel_pytree(z)
-    sd_of = {k: np.atleast_1d(np.asarray(v)).ravel().tolist()
-             for k, v in unravel(jnp.asarray(np.sqrt(np.diag(cov)))).items()}
+    sd_of = _by_site(unravel, np.sqrt(np.diag(cov)))
     scored = [(weakness(a, s.law, sd_of), a) for a in found]
     score, anchor = max(scored, key=lambda pair: pair[0])
     if not score > WEAK:

@@ -34,3 +34,16 @@ def test_one_chain_starts_at_z():
     z = {"x": jnp.asarray(0.3)}
     assert jitter(z, jax.random.PRNGKey(1), 1, _wall) is z
     assert JITTER > 0
+
+
+def test_starts_are_checked_only_where_a_wall_exists():
+    """Only a model that samples an amplitude at its reference point has points of zero density."""
+    from bayescale.inference.nuts import energy_of
+    from bayescale.model import build
+    from tests.test_model import _power_design
+
+    s, data = _power_design(1)
+    assert energy_of(build(s, {}, anchor=True), data) is None  # nothing anchored
+    walled = build(s, {}, anchor=True, weak="a")
+    assert walled.walled and np.isfinite(float(energy_of(walled, data)(
+        {k: jnp.asarray(0.0) for k in ("E_z", "alpha_z", "sigma")} | {"a_at_ref": jnp.asarray(1.2)})))
