@@ -871,7 +871,8 @@ class _Sampler:
         """Posterior samples and extra fields, grouped by chain, of one replicate."""
         latent = {k: jnp.asarray(truth[k]) for k in self.latent}
         kw = self.data | {OBS: jnp.asarray(truth[OBS])}
-        return jax.tree.map(np.asarray, self._fit(jnp.asarray(key), latent, kw))
+        with runtime.one_blas_thread():
+            return jax.tree.map(np.asarray, self._fit(jnp.asarray(key), latent, kw))
 
 
 __all__ = ["FLOOR", "LOG_LIK", "SBCResult", "adjust", "combine", "design", "fractional", "rank",

@@ -10,11 +10,13 @@
   The cache folder is the one setting read from the environment
   (``BAYESCALE_JAX_CACHE``: another folder, or ``0`` to turn it off); it changes
   no result, only how long compiling takes.
+- One BLAS thread while a sampling program runs (:func:`one_blas_thread`), restored after.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 MIN_HOST_DEVICES = 4
@@ -72,6 +74,32 @@ def cache_dir(env) -> Path | None:
     if setting:
         return Path(setting).expanduser()
     return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bayescale" / "jax"
+
+
+@contextmanager
+def one_blas_thread():
+    """BLAS libraries (OpenBLAS and others) held to one thread inside the block.
+
+    JAX's CPU kernels for ``eigh``, ``qr`` and ``cholesky`` call the LAPACK that SciPy ships
+    (OpenBLAS).  After each call OpenBLAS's idle threads spin, and they took the cores from
+    the chains that run side by side on the host devices: the ``"lowrank"`` warm-up
+    decomposes its metric every ten draws, and 4 chains on 2 cores took 16.5-17.4 s on 30
+    simulated families and 6.3-6.6 s on ``loss_to_loss`` with OpenBLAS's default threads,
+    8.5-8.7 s and 2.5-2.6 s with one (``benchmarks/RESULTS.md``).  The matrices are at most
+    a few hundred wide, where a second BLAS thread gains nothing.  The block must wait for
+    its results (asynchronous dispatch would run them after the limit is lifted).
+
+    Examples
+    --------
+    >>> from threadpoolctl import threadpool_info
+    >>> with one_blas_thread():
+    ...     all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+    True
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 MAX_MAPS = 30_000  # of Linux's default 65,530 memory maps per process

@@ -53,14 +53,15 @@ def sample(model, data: dict, config: SamplerConfig, *, init: dict, target_accep
     """Sample ``model`` on ``data`` with ``config``'s backend from ``init``; an ArviZ DataTree."""
     runtime.ensure()
     engine = backend(config.backend)
-    if getattr(engine, "REPORTS", False):
-        draws = engine.sample(model, data, init, config, target_accept, dense)
-    else:  # a backend without progress of its own: a line when it starts and when it ends
-        with Chains(current(config.progress), config.chains, config.warmup, config.draws) as shown:
-            shape = None if structure is None else program_shape(model, data, structure)
-            draws = engine.sample(model, data, init, config, target_accept, dense, shape=shape)
-            shown.divergences = int(np.asarray(draws.get_sample_stats()["diverging"]).sum())
-    return to_datatree(draws, design, structure)
+    with runtime.one_blas_thread():  # converted inside: the draws are ready when it ends
+        if getattr(engine, "REPORTS", False):
+            draws = engine.sample(model, data, init, config, target_accept, dense)
+        else:  # a backend without progress of its own: a line when it starts and when it ends
+            with Chains(current(config.progress), config.chains, config.warmup, config.draws) as shown:
+                shape = None if structure is None else program_shape(model, data, structure)
+                draws = engine.sample(model, data, init, config, target_accept, dense, shape=shape)
+                shown.divergences = int(np.asarray(draws.get_sample_stats()["diverging"]).sum())
+        return to_datatree(draws, design, structure)
 
 
 def program_shape(model, data: dict, s: Structure) -> tuple:
@@ -103,10 +104,10 @@ def run_design(s: Structure, design: Design, data: dict, config: SamplerConfig) 
     runtime.ensure()
     # the all-non-centred mode holds both forms of every effect, so it starts either
     plain = build(s, {})
-    mode = find_map(plain, data, config.seed)
+    shape = program_shape(plain, data, s)
+    mode = find_map(plain, data, config.seed, shape)
     centring = choose_centring(s, design, float(mode["sigma"]))
-    weak = weak_amplitude(s, centring, plain, data, mode, latent_sites(plain, data),
-                          ("hessian", *program_shape(plain, data, s)))
+    weak = weak_amplitude(s, centring, plain, data, mode, latent_sites(plain, data), ("hessian", *shape))
     accept = default_target_accept(s, config.target_accept)
     device = choose_device(config.device, rows=len(design.y))
     model = build(s, centring, anchor=True, weak=weak)

@@ -124,8 +124,10 @@ class Group:
         runtime.bound_memory()
 
     def _vectorised(self, program, subset, modes, keys):
-        out = jax.vmap(program)(jnp.stack([keys[i][1] for i in subset]), _stack([modes[i] for i in subset]),
-                                _stack([self.prepared[i][3] for i in subset]))
+        with runtime.one_blas_thread():
+            out = jax.block_until_ready(jax.vmap(program)(
+                jnp.stack([keys[i][1] for i in subset]), _stack([modes[i] for i in subset]),
+                _stack([self.prepared[i][3] for i in subset])))
         for k, i in enumerate(subset):
             yield i, _take(out, k)
 
@@ -140,9 +142,10 @@ class Group:
         for start in range(0, len(runs), width):
             part = runs[start:start + width]
             padded = part + part[-1:] * (width - len(part))  # the repeats' draws are dropped
-            out = program(jnp.stack([keys[i][1] for i, _ in padded]), jnp.asarray([c for _, c in padded]),
-                          _stack([modes[i] for i, _ in padded]),
-                          _stack([self.prepared[i][3] for i, _ in padded]))
+            with runtime.one_blas_thread():
+                out = jax.block_until_ready(program(
+                    jnp.stack([keys[i][1] for i, _ in padded]), jnp.asarray([c for _, c in padded]),
+                    _stack([modes[i] for i, _ in padded]), _stack([self.prepared[i][3] for i, _ in padded])))
             for r, (i, c) in enumerate(part):
                 done.setdefault(i, {})[c] = _take(out, r)
                 if len(done[i]) == chains:

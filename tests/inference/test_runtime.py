@@ -98,3 +98,17 @@ def test_bound_memory_without_proc_returns_none(monkeypatch):
     monkeypatch.setattr("builtins.open", absent)
     assert runtime.bound_memory() is None
     assert cleared == []
+
+
+def test_one_blas_thread_holds_blas_to_one_thread_and_restores_it():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    jnp.linalg.eigh(jnp.eye(3))  # JAX's LAPACK kernels load SciPy's BLAS
+    assert blas_threads(), "no BLAS library is loaded to limit"
+    with threadpool_limits(limits=2, user_api="blas"):
+        with runtime.one_blas_thread():
+            assert set(blas_threads()) == {1}
+        assert set(blas_threads()) == {2}

@@ -15,6 +15,7 @@ from scipy.optimize import brentq
 
 import bayescale as bs
 from bayescale.errors import FitError
+from bayescale.inference import start
 from bayescale.inference.start import _map_search, checked_mode, find_map
 from bayescale.model import NOISE_SCALE, ModelConfig, build, law_mean
 from bayescale.result.fitting import columns, setup
@@ -173,3 +174,16 @@ def test_weak_amplitude_follows_how_well_the_data_fix_the_exponent():
     loose = _power_curve(1, 0.01, 0.1)
     assert laplace_sd(*loose[2:])["alpha_z"][0] > 0.25
     assert weak_amplitude(*loose) == "a"
+
+
+def test_fits_of_one_shape_share_the_compiled_search_and_find_the_same_mode(ladder, ladder_mode):
+    """A search given a shape compiles its Adam runs once; the mode is the unshaped search's."""
+    _, s, data = ladder
+    key = ("test shape", id(data))
+    first = find_map(build(s, {}), data, seed=0, shape=key)
+    program = start.PROGRAMS[("map", key)]
+    again = find_map(build(s, {}), data, seed=0, shape=key)
+    assert start.PROGRAMS[("map", key)] is program
+    for k in ladder_mode:
+        np.testing.assert_array_equal(first[k], ladder_mode[k])
+        np.testing.assert_array_equal(again[k], ladder_mode[k])
