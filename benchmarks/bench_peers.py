@@ -2,7 +2,8 @@
 diagonal adaptation) and PyMC's default sampler.
 
     python benchmarks/bench_peers.py [--cases epoch,gadre,l2l,fam30] [--repeats 3] [--cores 2]
-                                     [--pymc-repeats 0] [--out benchmarks/results_peers_cpu2.json]
+                                     [--backends numpyro,lowrank] [--pymc-repeats 0]
+                                     [--out benchmarks/results_peers_cpu2.json]
 
 Needs the ``bench`` extra (``pip install -e '.[bench]'``: PyMC and nutpie).
 For each case bayescale fits the data (``bs.fit``, 4 chains x 1000 warm-up + 1000 draws, MAP
@@ -83,15 +84,17 @@ def _agreement(ref: dict, other: dict) -> dict:
     return {"max_abs_z": float(z[worst]), "worst": worst, "agree": bool(z[worst] < 4)}
 
 
-def run_case(key: str, make, repeats: int, pymc_repeats: int, cores: int) -> dict:
+def run_case(key: str, make, repeats: int, pymc_repeats: int, cores: int, backends=tuple(BACKENDS)) -> dict:
     import nutpie
     import pymc as pm
     from pymc_mirror import pymc_model
 
     df, kwargs = make()
-    out = {f"bayescale-{b}": [] for b in BACKENDS} | {f"nutpie-{a}": [] for a in NUTPIE} | {"pymc": []}
+    out = {f"bayescale-{b}": [] for b in backends} | {f"nutpie-{a}": [] for a in NUTPIE} | {"pymc": []}
+    first = f"bayescale-{backends[0]}"  # the reference of the agreement column
     for r in range(repeats):
-        for backend, extra in BACKENDS.items():
+        for backend in backends:
+            extra = BACKENDS[backend]
             settings = dict(seed=r, chains=CHAINS, progress=False, extrapolation=False, backend=backend,
                             **extra, **kwargs)
             t0 = time.perf_counter()
@@ -102,12 +105,12 @@ def run_case(key: str, make, repeats: int, pymc_repeats: int, cores: int) -> dic
             total = time.perf_counter() - t0
             m = _metrics(fit.idata, _names(fit), total, "n_steps")
             name = f"bayescale-{backend}"
-            reference = out["bayescale-numpyro"][-1] if backend != "numpyro" else m
+            reference = out[first][-1] if name != first else m
             out[name].append(m | {"total_s": total, "setup_s": setup_s, "sampling_s": total - setup_s,
                                   "gate": fit.verdict()} | _agreement(reference, m))
             print(f"[{key}] {name} {r}: {total:.1f} s, min ESS {m['min_ess_bulk']:.0f}, "
                   f"{m['steps_per_draw']:.1f} steps/draw, {fit.verdict()}", flush=True)
-            if backend == "numpyro":
+            if name == first:
                 model = pymc_model(fit)
         t0 = time.perf_counter()
         compiled = nutpie.compile_pymc_model(model)
@@ -120,7 +123,7 @@ def run_case(key: str, make, repeats: int, pymc_repeats: int, cores: int) -> dic
             m = _metrics(trace, _names(fit), compile_s + sample_s, "n_steps")
             name = f"nutpie-{adaptation}"
             out[name].append(m | {"total_s": compile_s + sample_s, "setup_s": compile_s,
-                                  "sampling_s": sample_s} | _agreement(out["bayescale-numpyro"][-1], m))
+                                  "sampling_s": sample_s} | _agreement(out[first][-1], m))
             print(f"[{key}] {name} {r}: {compile_s:.1f} + {sample_s:.1f} s, min ESS {m['min_ess_bulk']:.0f}, "
                   f"{m['steps_per_draw']:.1f} steps/draw", flush=True)
         if r < pymc_repeats:
@@ -130,7 +133,7 @@ def run_case(key: str, make, repeats: int, pymc_repeats: int, cores: int) -> dic
                                   random_seed=r, progressbar=False, compute_convergence_checks=False)
             total = time.perf_counter() - t0
             m = _metrics(idata, _names(fit), total, "n_steps")
-            out["pymc"].append(m | {"total_s": total} | _agreement(out["bayescale-numpyro"][-1], m))
+            out["pymc"].append(m | {"total_s": total} | _agreement(out[first][-1], m))
             print(f"[{key}] pymc {r}: {total:.1f} s, min ESS {m['min_ess_bulk']:.0f}", flush=True)
     summary = {}
     for name, runs in out.items():
@@ -153,6 +156,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--cases", default="epoch,gadre,l2l,fam30")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--pymc-repeats", type=int, default=0)
+    parser.add_argument("--backends", default=",".join(BACKENDS),
+                        help="bayescale's backends to run (the first is the reference of the agreement)")
     parser.add_argument("--cores", type=int, default=os.cpu_count())
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -167,7 +172,7 @@ def main(argv=None) -> dict:
     for key, name, make in peer_cases():
         if key in args.cases.split(",") and key in PEER_CASES:
             results["cases"][key] = {"name": name} | run_case(key, make, args.repeats, args.pymc_repeats,
-                                                              args.cores)
+                                                              args.cores, tuple(args.backends.split(",")))
             print(json.dumps(results["cases"][key]["summary"], indent=1), flush=True)
     return save(results, args.out)
 
