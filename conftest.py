@@ -13,3 +13,29 @@ os.environ.setdefault("BAYESCALE_JAX_CACHE", "0")
 from bayescale.inference import runtime  # noqa: E402
 
 runtime.ensure()
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--sampler-backend", default="numpyro", choices=("numpyro", "lowrank"),
+        help="the backend of every fit that leaves SamplerConfig.backend at its default "
+             "(single, stacked and SBC fits): the statistical tests rerun with another backend")
+
+
+def pytest_configure(config):
+    name = config.getoption("--sampler-backend")
+    if name == "numpyro":
+        return
+    import importlib
+
+    from bayescale.evaluate import sbc
+    from bayescale.inference import sample, stacked
+
+    engine = importlib.import_module(f"bayescale.inference.{name}")
+    default = sample.backend
+
+    def backend(chosen):
+        return engine if chosen == "numpyro" else default(chosen)
+
+    sample.backend = stacked.backend = backend
+    sbc.nuts_program = engine.nuts_program

@@ -31,7 +31,7 @@ def _head(res: dict, command: str) -> list:
 
 def peers(res: dict) -> str:
     cores = f", {res['cores']} core(s)" if "cores" in res else ""
-    lines = ["## 1. NUTS against NUTS: bayescale's backends, nutpie, PyMC", "",
+    lines = [f"## 1. NUTS against NUTS: bayescale's backends, nutpie, PyMC{cores}", "",
              *_head(res, "python benchmarks/bench_peers.py"),
              f"Same model, priors, parameterisation and data ({res['settings']}{cores}); medians over "
              "the repeats. Samplers: `bayescale-numpyro` (NumPyro NUTS, windowed dense mass matrix from "
@@ -208,7 +208,8 @@ def targets(found: dict) -> str:
                 if peer is None:
                     break
                 ratio = s[name]["ess_per_s"] / peer["ess_per_s"]
-                rows.append(f"| min bulk-ESS/s at least nutpie low-rank's: {case['name']}, {name} | "
+                on = f", {res['cores']} core(s)" if "cores" in res else ""
+                rows.append(f"| min bulk-ESS/s at least nutpie low-rank's{on}: {case['name']}, {name} | "
                             f"{s[name]['ess_per_s']:.0f} vs {peer['ess_per_s']:.0f} "
                             f"({ratio:.2f}x) | {_met(ratio >= 1)} |")
     for res in found.get("bootstrap", []):
