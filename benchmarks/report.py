@@ -186,6 +186,11 @@ def _load(name: str) -> list:
     return out
 
 
+def _cores(res: dict) -> str:
+    """The cores a run used: its ``--cores`` when recorded, else the machine's."""
+    return f"{res['cores']} CPU core(s)" if "cores" in res else res["machine"].split(",")[1].strip()
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
@@ -199,7 +204,7 @@ def targets(found: dict) -> str:
         if l2l:
             ok = l2l["total_s"] < 30 and l2l["max_rhat"] <= 1.01
             rows.append(f"| hierarchical Chinchilla on loss_to_loss: R-hat <= 1.01 and < 30 s for 4 x 1000 "
-                        f"draws ({res['machine'].split(',')[1].strip()}) | {l2l['total_s']:.1f} s, R-hat "
+                        f"draws ({_cores(res)}) | {l2l['total_s']:.1f} s, R-hat "
                         f"{l2l['max_rhat']:.3f} | {_met(ok)} |")
         for case in res["cases"].values():
             s = case["summary"]
