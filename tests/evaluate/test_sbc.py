@@ -1,11 +1,11 @@
 """Simulation-based calibration: rank and uniformity functions, calibrated laws, a detected miscalibration.
 
 The SBC tests are real statistical tests with fixed seeds.  Each law is fitted
-to 25 data sets drawn from its prior predictive on a one-family design; the
+to 100 data sets (power: 200) drawn from its prior predictive on a one-family design; the
 ranks of every quantity are tested for uniformity (Kolmogorov-Smirnov on the
 fractional ranks) and the p-values Holm-corrected across quantities; the test
 asserts no rejection at family-wise level 0.05.  That this check has power is
-shown by the negative test, which at the same size rejects a fit whose prior on
+shown by the negative test, which at 100 replicates rejects a fit whose prior on
 the exponent sits two prior standard deviations away from the generating one.
 """
 
@@ -185,14 +185,21 @@ def test_resolution_needs_a_bounded_outcome():
 POWER_DESIGN = {"families": 1, "sizes": 12, "ratios": 1}
 
 
+# 200 replicates for power, the law every other check leans on: at 100 with seed 0, one of the
+# two backends rejected log_lik's uniformity (Holm p 0.012) and passed at 200 and 400 with the
+# same seed (0.98, 0.26) and at 100 with seeds 1 and 2; a miscalibration would not fade with
+# more replicates, a chance rejection does
+POWER_REPS = 200
+
+
 @pytest.fixture(scope="module")
 def power_sbc():
-    return sbc("power", design("power", **POWER_DESIGN), **FAST)
+    return sbc("power", design("power", **POWER_DESIGN), **(FAST | {"reps": POWER_REPS}))
 
 
-def _check_calibrated(res):
+def _check_calibrated(res, reps=FAST["reps"]):
     table = res.uniformity()
-    assert res.replications == FAST["reps"]
+    assert res.replications == reps
     assert table["p_holm"].min() > LEVEL, table.to_string()
     rec = res.ranks
     assert {"divergences", "min_ess", "failed", "seconds"} <= set(rec.columns)
@@ -205,7 +212,7 @@ def test_sbc_power_is_calibrated(power_sbc):
     """Each replicate is fitted as a fit of its data would be: where the exponent is weakly
     identified and the value at the reference clear of the wall, with the amplitude sampled
     at the reference point (bayescale.laws.anchor), otherwise as it is; both occur here."""
-    table = _check_calibrated(power_sbc)
+    table = _check_calibrated(power_sbc, POWER_REPS)
     assert list(table["parameter"]) == ["E", "a", "alpha", "sigma", LOG_LIK]
     anchored = power_sbc.ranks["anchored"]
     assert set(anchored.dropna()) == {"a"} and 0 < anchored.notna().mean() < 1
@@ -273,18 +280,20 @@ def test_sbc_rejects_a_wrong_prior():
     assert res.ranks["alpha"].mean() > 0.6 * res.draws
 
 
-def test_sbc_subset_reproduces_its_replicates(power_sbc):
+def test_sbc_subset_reproduces_its_replicates():
     """Replicate i is the same data set and fit in whichever subset it runs (for splitting across
     processes), and the parts combine into one result."""
-    part = sbc("power", design("power", **POWER_DESIGN), replicates=[7, 3], **FAST)
+    small = FAST | {"reps": 8}
+    whole = sbc("power", design("power", **POWER_DESIGN), **small)
+    part = sbc("power", design("power", **POWER_DESIGN), replicates=[7, 3], **small)
     cols = ["replicate", *part.quantities, "divergences"]
-    whole = power_sbc.ranks.set_index("replicate").loc[[3, 7]].reset_index()
-    pd.testing.assert_frame_equal(whole[cols], part.ranks[cols])
-    rest = SBCResult("power", power_sbc.ranks[~power_sbc.ranks["replicate"].isin([3, 7])],
-                     power_sbc.quantities, power_sbc.draws)
-    assert combine([rest, part]).ranks["replicate"].tolist() == list(range(FAST["reps"]))
+    pd.testing.assert_frame_equal(whole.ranks.set_index("replicate").loc[[3, 7]].reset_index()[cols],
+                                  part.ranks[cols])
+    rest = SBCResult("power", whole.ranks[~whole.ranks["replicate"].isin([3, 7])], whole.quantities,
+                     whole.draws)
+    assert combine([rest, part]).ranks["replicate"].tolist() == list(range(small["reps"]))
     with pytest.raises(bs.BayescaleError, match="same replicate"):
-        combine([power_sbc, part])
+        combine([whole, part])
 
 
 @pytest.mark.slow  # hundreds of replicate fits
