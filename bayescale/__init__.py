@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and the layer checks of t
     from .forecast.allocate import allocate
     from .forecast.chain import chain
     from .inference.config import SamplerConfig
+    from .many.stack import Stacked, forecast
     from .many.sweep import Sweep, SweepConfig, sweep
     from .model import ModelConfig
     from .result.fit import Fit
@@ -54,6 +55,7 @@ _LAZY = {
     "allocate": ".forecast.allocate",
     "chain": ".forecast.chain",
     "SamplerConfig": ".inference.config",
+    **dict.fromkeys(("Stacked", "forecast"), ".many.stack"),
     **dict.fromkeys(("Sweep", "SweepConfig", "sweep"), ".many.sweep"),
     "ModelConfig": ".model",
     "Fit": ".result.fit",
@@ -80,7 +82,7 @@ __all__ = [
     "allocate", "average", "backtest", "BayescaleError", "calibrate", "Calibration",
     "CalibrationConfig", "chain", "compare", "contrast", "contrast_prediction", "DataError",
     "datasets", "DesignWarning", "DiagnosticsWarning", "ExtrapolationWarning", "Fit", "fit",
-    "fit_many", "FitError", "FitWarning", "Law", "LawError", "laws", "load", "LooWarning", "loso",
-    "ModelConfig", "plot", "ppc", "rank_families", "SamplerConfig", "Settings", "Sweep", "sweep",
+    "fit_many", "FitError", "FitWarning", "forecast", "Law", "LawError", "laws", "load", "LooWarning", "loso",
+    "ModelConfig", "plot", "ppc", "rank_families", "SamplerConfig", "Settings", "Stacked", "Sweep", "sweep",
     "SweepConfig",
 ]

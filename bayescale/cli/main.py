@@ -13,6 +13,8 @@ Subcommands::
     bayescale backtest DATA --law NAME --y COL --x N=COL ... --split largest-size|largest-compute|
                        leave-family-out:FAMILY:K [--kind mean|new_run|both] [--levels 0.5,0.9]
                        [--csv FILE] [--json]
+    bayescale forecast DATA --laws NAME,NAME[,...] --y COL --x N=COL ... --at N=7e9,D=1.4e11
+                       [--kind new_run|mean] [--levels 0.5,0.9] [--csv FILE] [--json]
     bayescale sweep    DATA --law NAME --y COL --x N=COL ... --by COL [--by COL] --out DIR
                        [--at N=7e9,...] [--workers N | --serial | --scheduler ADDRESS|local]
                        [--chunk N] [--retries N] [--redo-failed] [--json]
@@ -485,6 +487,67 @@ def cmd_predict(args) -> int:
     return EXIT_OK
 
 
+def cmd_forecast(args) -> int:
+    import pandas as pd
+
+    from ..errors import BayescaleWarning
+    from ..laws.spec import resolve
+    from ..many.stack import forecast
+
+    out = _Out(args)
+    levels = _levels(args.levels)
+    names = list(dict.fromkeys(n.strip() for item in args.laws for n in item.split(",") if n.strip()))
+    if len(names) < 2:
+        raise UsageError(f"--laws {','.join(names)}: give at least two laws to stack, e.g. "
+                         f"--laws chinchilla,chinchilla_shared.")
+    df, kwargs = _fit_inputs(args)
+    kwargs.pop("law")
+    first = resolve(names[0])
+    xmap = kwargs["x"] if isinstance(kwargs["x"], dict) else {first.inputs[0]: kwargs["x"]}
+    at = pd.DataFrame([{xmap.get(k, k): v for k, v in r.items()} for r in _at_rows(args.at, first)])
+    if args.family is not None:
+        if args.group is None:
+            raise UsageError(f"--family {args.family!r} needs --group, the column of families.")
+        at[args.group] = args.family
+    out(f"Stacking {len(names)} laws on {len(df)} rows of {args.data}: each fitted to all the data "
+        f"and at 3 rolling origins inside it ...")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BayescaleWarning)  # the gates are reported below
+        res = forecast(df, names, at, kind=args.kind, levels=levels, seed=args.seed, **kwargs)
+    if args.csv:
+        try:
+            res.table.to_csv(args.csv, index=False)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.csv} ({exc}).") from None
+    elpd = res.elpd()
+    if args.json:
+        _dump({"ok": res.ok, "weights": res.weights.to_dict(), "elpd_lfo": elpd.to_dict(),
+               "forecast": res.table, "laws": {k: v for k, v in res.laws.items()},
+               "gates": res.gates})
+    else:
+        weights = pd.DataFrame({"weight": res.weights, "elpd_lfo": elpd[res.weights.index],
+                                "verdict": [res.fits[k].verdict() for k in res.weights.index]})
+        formatters = {c: _num for c in res.table.columns if c in ("mean", "median", "distance")
+                      or c[:2] in ("lo", "hi") or c.startswith("extrap_")}
+        formatters |= {c: "{:.4g}".format for c in xmap.values()}
+        failed = res.gates[~res.gates["verdict"].str.startswith("passed")]
+        out("Stacking weights (leave-future-out log score of the runs beyond each origin; stacked: "
+            f"{elpd['stacked']:.2f}):", weights.to_string(formatters={"weight": "{:.3f}".format,
+                                                                      "elpd_lfo": "{:.2f}".format}), "",
+            f"Stacked forecast ({'one new run' if args.kind == 'new_run' else 'the law'}, "
+            f"{', '.join(f'{100 * v:g}%' for v in levels)} bands):",
+            res.table.to_string(index=False, formatters=formatters),
+            *([""] + [f"  {r.law}, {r.fit}: {r.verdict} {r.reason}".rstrip() for r in failed.itertuples()]
+              if len(failed) else []))
+        if args.csv:
+            out(f"Written to {args.csv}.")
+    if not res.ok:
+        out.warn("DIAGNOSTICS FAILED: a law with weight in the stack failed its gate; the stacked "
+                 "forecast is not an answer. Run more warmup and draws, or drop that law.")
+        return EXIT_GATE
+    return EXIT_OK
+
+
 def _budgets(items) -> list[float]:
     values = []
     for item in items:
@@ -750,10 +813,17 @@ def _add_forecast_arguments(p) -> None:
                         "calibration gives")
 
 
-def _add_fit_arguments(p) -> None:
-    """The data, law, column and sampler arguments shared by ``fit`` and ``backtest``."""
+def _add_fit_arguments(p, several: bool = False) -> None:
+    """The data, law, column and sampler arguments shared by ``fit``, ``backtest`` and (``several``
+    laws, ``--laws``) ``forecast``."""
     p.add_argument("data", metavar="DATA", help="CSV or Parquet file, one row per observation")
-    p.add_argument("--law", required=True, help="catalogue name (see 'bayescale laws') or a .toml file")
+    if several:
+        p.add_argument("--laws", required=True, action="append", metavar="NAME,NAME",
+                       help="the laws to stack: catalogue names or .toml files, comma-separated or "
+                            "repeated; they share --x")
+        p.set_defaults(law=None)
+    else:
+        p.add_argument("--law", required=True, help="catalogue name (see 'bayescale laws') or a .toml file")
     p.add_argument("--y", required=True, metavar="COL", help="outcome column (e.g. loss)")
     p.add_argument("--x", required=True, action="append", metavar="INPUT=COL",
                    help="law input -> column, repeated (e.g. --x N=params --x D=tokens); "
@@ -910,6 +980,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="also write the per-target results to a CSV file")
     p.add_argument("--json", action="store_true", help="print the aggregate and per-target results as JSON")
     p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("forecast", parents=[common], help="forecast from several laws, stacked by "
+                                                          "how well each forecast the future in the data",
+                       description="Fit each law to all the data and at rolling origins inside it; weight "
+                                   "the laws by stacking their leave-future-out scores; forecast from the "
+                                   "weighted mixture of their calibrated predictive draws.")
+    _add_fit_arguments(p, several=True)
+    p.add_argument("--at", required=True, action="append", metavar="N=7e9,D=1.4e11",
+                   help="input values by LAW INPUT name, repeated for several points")
+    p.add_argument("--family", help="family to forecast (default: every fitted family)")
+    p.add_argument("--kind", choices=("mean", "new_run"), default="new_run",
+                   help="new_run (default): where one new run lands; mean: the law's curve")
+    p.add_argument("--levels", default="0.5,0.9", help="central credible levels (default 0.5,0.9)")
+    p.add_argument("--csv", metavar="FILE", help="also write the stacked forecasts to a CSV file")
+    p.add_argument("--json", action="store_true", help="print weights, forecasts and gates as JSON")
+    p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser("sweep", parents=[common], help="fit one law to every group of a table",
                        description="Fit one law to every group of rows (the --by columns, e.g. task and "

@@ -366,7 +366,19 @@ def measure(df: pd.DataFrame, req, split="rolling", cuts: int = 3, frac: float =
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # re-emitted below, each naming its nested fit
         bt = run_backtest(df, req, split="rolling", kind=kind, cuts=cuts, seed=seed, executor=executor)
-    scale = resolve(req.law).scale
+    calibration = from_backtest(bt, df, req.law, kind, seed, bias, curvature, tails)
+    if emit:
+        _reemit(caught, bt.fits, list(calibration.nested))
+        for note in calibration.notes:
+            warnings.warn(note.category(str(note)), stacklevel=2)
+    return calibration
+
+
+def from_backtest(bt, df: pd.DataFrame, law, kind: str = "new_run", seed: int = 0, bias: bool = False,
+                  curvature: bool = True, tails: str = "student") -> Calibration:
+    """The calibration that the rolling backtest ``bt`` of ``law`` on ``df`` measures (the
+    body of :func:`measure`, for callers that use the backtest's fits for more)."""
+    scale = resolve(law).scale
     frontiers = bt.per_target.groupby("cut")["frontier"].first()
     nested = [nested_record(k, f, frontiers.get(k), scale.text if scale is not None else "compute")
               for k, f in enumerate(bt.fits)]
@@ -401,10 +413,6 @@ def measure(df: pd.DataFrame, req, split="rolling", cuts: int = 3, frac: float =
         basis = "wider"  # every origin kept, as leaving the failed ones out would narrow the band
     calibration.nested, calibration.basis = tuple(nested), basis
     calibration.notes = tuple(_notes(nested, basis, len(passed)))
-    if emit:
-        _reemit(caught, bt.fits, nested)
-        for note in calibration.notes:
-            warnings.warn(note.category(str(note)), stacklevel=2)
     return calibration
 
 
@@ -507,4 +515,4 @@ def _parameters(fit, names) -> str:
 
 
 __all__ = ["Calibration", "CalibrationConfig", "calibrate", "discrepancy_rate", "errors", "estimate",
-           "failure", "measure", "nested_record"]
+           "failure", "from_backtest", "measure", "nested_record"]

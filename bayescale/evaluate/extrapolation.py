@@ -76,22 +76,31 @@ def calibrate(fit, df, req, chosen, executor=None):
         kept = chosen.record() if isinstance(chosen, Calibration) else dict(chosen)
         fit.settings = fit.settings.with_(extrapolation=kept)
         return fit
-    short = req.with_(sampler={"chains": min(req.sampler.chains, chosen.chains),
-                               "warmup": min(req.sampler.warmup, chosen.draws),
-                               "draws": min(req.sampler.draws, chosen.draws), "progress": False})
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the nested fits' verdicts are recorded instead
-            cal = measure(df, short, cuts=chosen.cuts, kind=chosen.kind, seed=req.sampler.seed,
-                          executor=executor, bias=chosen.bias, curvature=chosen.curvature,
-                          tails=chosen.tails)
+            cal = measure(df, nested_request(req, chosen), cuts=chosen.cuts, kind=chosen.kind,
+                          seed=req.sampler.seed, executor=executor, bias=chosen.bias,
+                          curvature=chosen.curvature, tails=chosen.tails)
     except DataError as err:
         if chosen.required:
             raise DataError(f"extrapolation=True: {err}") from None
         fit.settings = fit.settings.with_(extrapolation={"skipped": str(err)})
         return fit
+    return keep(fit, cal)
+
+
+def nested_request(req, config: CalibrationConfig):
+    """``req`` as the nested fits of ``config`` run it: at most its chains and draws, silent."""
+    return req.with_(sampler={"chains": min(req.sampler.chains, config.chains),
+                              "warmup": min(req.sampler.warmup, config.draws),
+                              "draws": min(req.sampler.draws, config.draws), "progress": False})
+
+
+def keep(fit, cal: Calibration):
+    """``fit`` with the measured calibration ``cal``: its terms and nested fits' verdicts in the
+    settings, its notes (failed nested fits left out, or the fallback band) in the warnings."""
     fit.settings = fit.settings.with_(extrapolation=cal.record(), nested=cal.nested)
-    # failed nested fits are left out, or the fallback band used: the notes say which
     fit.warnings = [*fit.warnings, *cal.notes]
     return fit
 
@@ -112,4 +121,5 @@ def describe(fit) -> str:
     return "measured" + (f"; {failed} of {total} nested fits failed the gate" if failed else "")
 
 
-__all__ = ["CHOICES", "calibrate", "describe", "failed_nested", "option", "record"]
+__all__ = ["CHOICES", "calibrate", "describe", "failed_nested", "keep", "nested_request", "option",
+           "record"]

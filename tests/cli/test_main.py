@@ -265,6 +265,29 @@ def test_fit_with_extrapolation_keeps_a_rate_and_predict_can_drop_it(power_csv, 
     assert width(d) >= width(lo) if kept["rate"] == 0 else width(d) > width(lo)
 
 
+@pytest.mark.slow  # 8 tiny fits
+def test_forecast_stacks_laws_and_reports_weights_and_gates(power_csv, tmp_path):
+    csv = tmp_path / "stacked.csv"
+    code, stdout, err = run(["forecast", power_csv, "--laws", "power,loglinear", "--y", "loss",
+                             "--x", "x", *TINY, "--at", "x=1e11", "--json", "--csv", csv])
+    assert code in (0, 1), err  # tiny chains: the gates may fail, and then the exit code says so
+    got = json.loads(stdout)
+    assert set(got["weights"]) == {"power", "loglinear"}
+    assert sum(got["weights"].values()) == pytest.approx(1.0)
+    assert set(got["elpd_lfo"]) == {"power", "loglinear", "stacked"}
+    (row,) = got["forecast"]
+    assert row["lo90"] <= row["median"] <= row["hi90"] and row["x"] == 1e11
+    assert len(got["gates"]) == 8  # each law: all data and 3 origins
+    assert (code == 1) == (not got["ok"]) and (code == 0 or "DIAGNOSTICS FAILED" in err)
+    assert read_data(csv)["median"].iloc[0] == pytest.approx(row["median"])
+
+
+def test_forecast_needs_two_laws(power_csv):
+    code, _, err = run(["forecast", power_csv, "--laws", "power", "--y", "loss", "--x", "x",
+                        "--at", "x=1e11"])
+    assert code == 2 and "at least two laws" in error_line(err)
+
+
 def test_fit_takes_either_extrapolation_or_law_only(power_csv, tmp_path):
     code, _, err = run(fit_args(power_csv, tmp_path / "f", "--extrapolation", "--law-only"))
     assert code == 2 and "not allowed with argument" in err
