@@ -28,6 +28,21 @@ from .errors import (
 # here first; the function must win, as it always did (cheap: NumPy and the TOML parser)
 from .laws.spec import Law, laws
 
+# ``forecast`` is both the subpackage bayescale.forecast (one step of the flow) and the public
+# function of bayescale.many.stack.  Importing a subpackage binds its name here, over any function
+# bound before, so the subpackage (one line, cheap) is imported now and the name then bound to a
+# function that imports the real one (JAX, NumPyro) only when called.
+importlib.import_module(".forecast", __name__)
+
+
+def forecast(df, laws, at, **options):
+    """Forecast ``at`` from several laws stacked by leave-future-out: see
+    :func:`bayescale.many.stack.forecast` for the arguments and the method."""
+    from .many.stack import forecast as stacked
+
+    return stacked(df, laws, at, **options)
+
+
 if TYPE_CHECKING:  # the same names, for type checkers and the layer checks of the test suite
     from .api import backtest, fit, fit_many, load
     from .data import datasets
@@ -36,7 +51,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and the layer checks of t
     from .forecast.allocate import allocate
     from .forecast.chain import chain
     from .inference.config import SamplerConfig
-    from .many.stack import Stacked, forecast
+    from .many.stack import Stacked
     from .many.sweep import Sweep, SweepConfig, sweep
     from .model import ModelConfig
     from .result.fit import Fit
@@ -55,7 +70,7 @@ _LAZY = {
     "allocate": ".forecast.allocate",
     "chain": ".forecast.chain",
     "SamplerConfig": ".inference.config",
-    **dict.fromkeys(("Stacked", "forecast"), ".many.stack"),
+    "Stacked": ".many.stack",
     **dict.fromkeys(("Sweep", "SweepConfig", "sweep"), ".many.sweep"),
     "ModelConfig": ".model",
     "Fit": ".result.fit",

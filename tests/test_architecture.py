@@ -177,3 +177,13 @@ def test_the_laws_function_wins_over_the_laws_subpackage():
     code = "import bayescale.laws.formula, bayescale; from bayescale import laws; assert callable(laws)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_forecast_function_wins_over_the_forecast_subpackage():
+    """``bayescale.forecast`` is both a step of the flow (a subpackage) and the stacked forecast:
+    the function it is, whichever is imported first, and it loads nothing heavy until called."""
+    code = ("import sys, bayescale.forecast.chain, bayescale; from bayescale import forecast; "
+            "assert callable(forecast) and bayescale.forecast is forecast; "
+            "import bayescale.many.stack as s; assert forecast.__doc__ and s.forecast.__doc__")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -224,8 +224,9 @@ Target: every band within 10 points of nominal in every bin up to 1.5 decades.
 """)
 
 
-def backtest_one(bs, df, kw: dict, cuts: int, sampler: dict, seed: int = 0) -> pd.DataFrame:
-    """Per-target scores of one data set by every method, from the same rolling fits."""
+def backtest_one(bs, df, kw: dict, cuts: int, sampler: dict, seed: int = 0, laws=None) -> pd.DataFrame:
+    """Per-target scores of one data set by every method, from the same rolling fits; with
+    ``laws``, also the forecast stacked over them at each origin (its own fits)."""
     from bayescale.evaluate.backtest import score
     from bayescale.evaluate.calibration import Calibration, estimate
     from bayescale.result.predictive import terms
@@ -250,12 +251,108 @@ def backtest_one(bs, df, kw: dict, cuts: int, sampler: dict, seed: int = 0) -> p
                 part["rate"], part["bias"], _, part["curvature"], part["dof"] = terms(discrepancy)
                 part["crps"] = crps(fitted, test, discrepancy, seed)
                 parts.append(part.assign(method=method))
+            parts.append(_banded(rows, conformal(fitted, test, cal, seed), "conformal"))
+            parts.append(_banded(rows, conformal(fitted, test, cal, seed, scaled=True),
+                                 "conformal, calibrated scale"))
+            if laws is not None:
+                parts.append(stacked_one(bs, df, kw, laws, rows, cut, sampler, seed))
     out = pd.concat(parts, ignore_index=True)
     out["rel_error"] = out["error"] / out["truth"]
     out["interval_score_90"] = interval_score(out, 0.9) / out["truth"]
     out["crps"] = out["crps"] / out["truth"]
     out["ok"] = np.array([f.ok for f in bt.fits])[out["cut"].to_numpy()]
     return out
+
+
+# Candidate laws stacked at each origin (``bs.forecast``): the data set's own law and the
+# closest alternative a user would try; each pair shares its inputs, so compute agrees.
+CANDIDATES = {
+    "loss_to_loss": ["chinchilla", "chinchilla_shared"],
+    "gadre_overtrain": ["chinchilla_shared", "chinchilla"],
+    "olmo_ladder": ["chinchilla", "chinchilla_shared"],
+    "chinchilla_epoch": ["chinchilla", "chinchilla_shared"],
+    "porian_isoflop": {"compute": {"law": "compute"}, "loglinear": {"law": "loglinear"}},
+    "revisiting_nsl": ["power", "loglinear"],
+}
+
+
+def conformal(fitted, test: pd.DataFrame, cal, seed: int, scaled: bool = False) -> pd.DataFrame:
+    """Split-conformal bands (Lei et al. 2018, locally weighted): the score of an inner held-out
+    row is its link-scale error over a scale, from the same nested backtest that calibrates;
+    each band is the plain median on the link scale plus or minus the score's conformal
+    quantile times the row's own scale.  The scale is the plain band's sd, or with ``scaled``
+    the calibrated one (``sqrt(sd^2 + d^2 (rate^2 + curvature^2 d^2))`` at ``d`` decades), so
+    that the empirical quantile replaces the calibration's Student-t.  Where the origin's rows
+    allowed no nested backtest, the plain band."""
+    from bayescale.evaluate.calibration import Calibration, errors
+
+    link = fitted.design.outcome
+    own = errors(fitted, test, "new_run", seed)
+    center = fitted.design.link_of(pd.to_numeric(test[fitted.design.columns["y"]]).to_numpy(dtype=float),
+                                   None if fitted.design.columns["group"] is None
+                                   else test[fitted.design.columns["group"]].astype(str).to_numpy())
+    center = center - own["error"].to_numpy()
+    measured = isinstance(cal, Calibration)
+
+    def scale(rows):
+        d = rows["decades"].to_numpy().clip(0, None)
+        extra = d**2 * (cal.rate**2 + (cal.curvature * d) ** 2) if scaled and measured else 0.0
+        return np.sqrt(rows["band_sd"].to_numpy() ** 2 + extra)
+
+    sd = scale(own)
+    scores = None
+    if measured:
+        inner = cal.rows[cal.rows["decades"] > 0]
+        scores = np.sort(np.abs(inner["error"].to_numpy()) / scale(inner))
+    out = {"median": link.inverse(center)}
+    for level in LEVELS:
+        pct = f"{round(level * 100)}"
+        if scores is None or len(scores) == 0:
+            from scipy.stats import norm
+
+            q = norm.ppf((1 + level) / 2)
+        else:  # the ceil((n + 1) level)-th smallest score; beyond n, the largest
+            k = min(int(np.ceil((len(scores) + 1) * level)), len(scores)) - 1
+            q = scores[k]
+        out[f"lo{pct}"], out[f"hi{pct}"] = link.inverse(center - q * sd), link.inverse(center + q * sd)
+    return pd.DataFrame(out)
+
+
+def stacked_one(bs, df, kw: dict, laws, rows: pd.DataFrame, cut: int, sampler: dict,
+                seed: int = 0) -> pd.DataFrame:
+    """Scores of the stacked forecast (``bs.forecast``) from the training rows of one origin."""
+    frontier = rows["frontier"].iloc[0]
+    from bayescale.evaluate.backtest import _compute
+    from bayescale.laws.spec import resolve
+
+    xmap = kw["x"] if isinstance(kw["x"], dict) else {resolve(kw["law"]).inputs[0]: kw["x"]}
+    compute = _compute(df, resolve(kw["law"]), xmap, kw.get("group"))
+    train = df[compute <= frontier * (1 + 1e-9)]
+    if kw.get("group"):  # as the rolling backtest: a family with one row up to the origin is forecast
+        counts = train[kw["group"]].value_counts()
+        train = train[train[kw["group"]].map(counts) >= 2]
+    test = df.loc[rows["row"].to_numpy()]
+    shared = {k: v for k, v in kw.items() if k != "law"}
+    keys = [c for c in (*xmap.values(), kw.get("group"), kw.get("se")) if c]
+    res = bs.forecast(train, laws, test[keys].reset_index(drop=True), kind="new_run", levels=LEVELS,
+                      seed=seed, progress=False, **sampler, **shared)
+    part = _banded(rows, res.table, "stacked")
+    part["weight"] = float(res.weights.iloc[0])  # of the data set's own law
+    part["stack_ok"] = res.ok
+    return part
+
+
+def _banded(rows: pd.DataFrame, table: pd.DataFrame, method: str) -> pd.DataFrame:
+    """Scores of the bands in ``table`` (``median``, ``lo<pct>``, ``hi<pct>``, one row per row of
+    ``rows``) for a method that gives bands, not draws (no CRPS)."""
+    part = rows[["row", "cut", "frontier", "distance", "distance_bin", "truth"]].reset_index(drop=True)
+    for col in ["median", *(f"{side}{round(100 * lv)}" for lv in LEVELS for side in ("lo", "hi"))]:
+        part[col] = table[col].to_numpy()
+    for level in LEVELS:
+        pct = f"{round(level * 100)}"
+        part[f"in_{pct}"] = (part[f"lo{pct}"] <= part["truth"]) & (part["truth"] <= part[f"hi{pct}"])
+    part["error"], part["crps"] = part["median"] - part["truth"], np.nan
+    return part.assign(method=method)
 
 
 def methods(cal, linear, biased):
@@ -316,8 +413,11 @@ def figures(t: pd.DataFrame, out: Path) -> None:
     for ax, level in zip(axes, LEVELS):
         pct = f"{round(level * 100)}"
         for method, style in (("plain", "o--"), ("linear, normal", "d-."), ("calibrated", "s-"),
-                              ("with bias", "^:")):
+                              ("with bias", "^:"), ("conformal", "x-"),
+                              ("conformal, calibrated scale", "+-"), ("stacked", "v-")):
             part = t[t["method"] == method]
+            if part.empty:
+                continue
             cov = part.groupby("distance_bin", observed=True)[f"in_{pct}"].mean()
             mids = [(iv.left + iv.right) / 2 if np.isfinite(iv.right) else iv.left + 0.25
                     for iv in cov.index]
@@ -350,6 +450,8 @@ def main(argv=None) -> int:
     parser.add_argument("--datasets", default=None, help="comma-separated subset")
     parser.add_argument("--cuts", type=int, default=4, help="rolling origins per data set")
     parser.add_argument("--out", default=str(HERE))
+    parser.add_argument("--no-stack", action="store_true",
+                        help="skip the forecasts stacked over two laws (twice the fits)")
     parser.add_argument("--targets", action="store_true",
                         help="forecast the separate held-out targets once (TARGETS.md) instead")
     parser.add_argument("--bootstrap", type=int, default=0, metavar="RESAMPLES",
@@ -378,7 +480,8 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            scored = backtest_one(bs, df.reset_index(drop=True), kw, args.cuts, sampler)
+            scored = backtest_one(bs, df.reset_index(drop=True), kw, args.cuts, sampler,
+                                  laws=None if args.no_stack else CANDIDATES[name])
         parts.append(scored.assign(dataset=name))
         seconds[name] = time.perf_counter() - started
         print(f"{name}: {seconds[name]:.0f} s", file=sys.stderr)
@@ -421,6 +524,13 @@ def report(t, table, names, seconds, sampler, args) -> str:
     rates["frontier"] = rates["frontier"].map(lambda v: f"{v:.3g}")
     numbers = ["rate", "curvature", "rate_with_bias", "bias", "linear_rate"]
     rates[numbers] = rates[numbers].round(4)
+    stack_laws = "; ".join(f"`{n}`: " + ", ".join(f"`{law}`" for law in CANDIDATES[n]) for n in names)
+    weights = ""
+    if "stacked" in set(t["method"]):
+        w = (t[t["method"] == "stacked"].groupby(["dataset", "cut"])
+             .agg(own_law_weight=("weight", "first"), gate_passed=("stack_ok", "first")).reset_index())
+        weights = ("\n## Stacking weight of each data set's own law, per origin\n\n"
+                   + markdown_table(w.round(3)) + "\n")
     setup = "\n".join(f"- `{n}`: {len(table[n][0])} rows, law `{table[n][1]['law']}`, "
                       f"y `{table[n][1]['y']}`, group `{table[n][1].get('group')}`; {seconds[n]:.0f} s"
                       for n in names)
@@ -440,7 +550,16 @@ errors fit a scale `d * sqrt(rate^2 + curvature^2 d^2)`, the second term growing
 drifting exponent makes the error grow, and the noise is Student-t with as many degrees
 of freedom as inner origins, since the scale is learned from that many misfits); **with
 bias** (also shifted by the mean error per decade that the same nested backtest
-measured, and widened by that bias's own uncertainty: `bs.calibrate(..., bias=True)`).
+measured, and widened by that bias's own uncertainty: `bs.calibrate(..., bias=True)`);
+**conformal** (split-conformal, locally weighted: the plain median plus or minus the
+conformal quantile of |error| / plain band sd over the same nested backtest's held-out rows,
+times the row's own plain sd, on the link scale; no CRPS, as it is a band, not draws);
+**conformal, calibrated scale** (the same with the calibrated scale in place of the plain
+sd, `sqrt(sd^2 + d^2 (rate^2 + curvature^2 d^2))`: the empirical quantile in place of the
+calibration's Student-t);
+**stacked** (`bs.forecast` on the origin's training rows over two laws, {stack_laws}: each
+law fitted there and at 3 inner origins, weighted by stacking its leave-future-out scores, the
+forecast the mixture of the calibrated draws; its own fits, so no CRPS is computed).
 Nothing beyond an origin is used for its
 forecast. Distance: decades of compute beyond the origin (of examples seen for
 `revisiting_nsl`; the discrepancy itself is applied per family, by `predict`'s
@@ -474,7 +593,7 @@ Target: every band within 10 points of nominal in every bin up to 1.5 decades.
 ## The rate each origin measured inside its own training rows
 
 {markdown_table(rates)}
-"""
+{weights}"""
 
 
 if __name__ == "__main__":
