@@ -140,7 +140,7 @@ class CalibrationConfig:
     chains: int = 2
     draws: int = 500
     kind: str = "new_run"
-    bias: bool = False
+    bias: bool | str = False
     curvature: bool = True
     tails: str = "student"
     required: bool = False
@@ -148,6 +148,7 @@ class CalibrationConfig:
     def __post_init__(self):
         if self.tails not in TAILS:
             raise DataError(f"CalibrationConfig: tails={self.tails!r}; choose one of {TAILS}.")
+        check_bias(self.bias)
         for name in ("cuts", "chains", "draws"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -250,12 +251,22 @@ def errors(fit, rows: pd.DataFrame, kind: str = "new_run", seed: int = 0) -> pd.
                          "band_sd": t.std(0)})
 
 
-def estimate(rows: pd.DataFrame, fit, bias: bool = False, curvature: bool = True,
+BIAS = (False, True, "shrunk")
+
+
+def check_bias(bias) -> None:
+    if not any(bias is v or (isinstance(v, str) and bias == v) for v in BIAS):
+        raise DataError(f"bias={bias!r}; choose False (none), True (the measured mean error per "
+                        f"decade) or 'shrunk' (that, shrunk towards 0 by its own uncertainty).")
+
+
+def estimate(rows: pd.DataFrame, fit, bias: bool | str = False, curvature: bool = True,
              tails: str = "student") -> Calibration:
     """Maximum-likelihood rate, curvature (and bias) from the rows beyond the data, and the
     tails of the error they imply (see the module docstring)."""
     if tails not in TAILS:
         raise DataError(f"tails={tails!r}; choose one of {TAILS}.")
+    check_bias(bias)
     beyond = rows[rows["decades"] > 0]
     if beyond.empty:
         raise DataError("none of the held-out rows lies beyond the fitted data; hold out the "
@@ -294,19 +305,21 @@ def estimate(rows: pd.DataFrame, fit, bias: bool = False, curvature: bool = True
     # misfit), and that uncertainty joins the spread: the band is not narrowed by a guess
     origins = max(int(beyond["origin"].nunique()), 1) if "origin" in beyond else 1
     bias_var = len(e) / origins / np.sum(w * d**2) if bias else 0.0
+    if bias == "shrunk":  # positive-part James-Stein: kept only where it stands out of its own sd
+        b *= max(0.0, 1.0 - bias_var / b**2) if b else 0.0
     dof = float(max(origins, 2)) if tails == "student" else None
     return Calibration(float(np.sqrt(rate**2 + bias_var)), rows, fit, float(d.max()), float(b),
                        float(rate), float(curve), dof)
 
 
 def discrepancy_rate(fit, rows: pd.DataFrame, kind: str = "new_run", seed: int = 0,
-                     bias: bool = False, curvature: bool = True, tails: str = "student") -> Calibration:
+                     bias: bool | str = False, curvature: bool = True, tails: str = "student") -> Calibration:
     """Estimate the rate from ``fit``'s forecasts of ``rows`` (which lie beyond its data)."""
     return estimate(errors(fit, rows, kind, seed).assign(origin=0), fit, bias, curvature, tails)
 
 
 def calibrate(df: pd.DataFrame, law="chinchilla", split="rolling", cuts: int = 3, frac: float = 0.2,
-              kind: str = "new_run", seed: int = 0, executor=None, bias: bool = False,
+              kind: str = "new_run", seed: int = 0, executor=None, bias: bool | str = False,
               curvature: bool = True, tails: str = "student", **fit_kwargs) -> Calibration:
     """Measure how fast the law's error grows beyond the data, by forecasting its own largest runs.
 
@@ -327,10 +340,13 @@ def calibrate(df: pd.DataFrame, law="chinchilla", split="rolling", cuts: int = 3
     kind : {"new_run", "mean"}
         Band the excess error is measured against; ``"new_run"`` (the default)
         counts observation and run noise as explained, not as law error.
-    bias : bool
+    bias : {False, True, "shrunk"}
         Also estimate a mean error per decade (see the module docstring); off by
         default, as a bias learned this way did not carry over to larger scales
-        on the real data sets of ``case_studies/extrapolation``.
+        on the real data sets of ``case_studies/extrapolation``.  ``"shrunk"``
+        shrinks it towards 0 by its own uncertainty ``v`` (positive-part
+        James-Stein, ``bias * max(0, 1 - v / bias^2)``), so it moves the centre only
+        where the backtests support it; the band widens as with ``True``.
     curvature : bool
         Also estimate a term that grows with the square of the distance (see the
         module docstring); ``False`` keeps the growth linear.
@@ -350,7 +366,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", split="rolling", cuts: int = 3
 
 
 def measure(df: pd.DataFrame, req, split="rolling", cuts: int = 3, frac: float = 0.2,
-            kind: str = "new_run", seed: int = 0, executor=None, bias: bool = False,
+            kind: str = "new_run", seed: int = 0, executor=None, bias: bool | str = False,
             curvature: bool = True, tails: str = "student", emit: bool = True) -> Calibration:
     """:func:`calibrate` with the fits that ``req`` (a :class:`~bayescale.result.fitting.Request`) makes.
 
@@ -374,7 +390,7 @@ def measure(df: pd.DataFrame, req, split="rolling", cuts: int = 3, frac: float =
     return calibration
 
 
-def from_backtest(bt, df: pd.DataFrame, law, kind: str = "new_run", seed: int = 0, bias: bool = False,
+def from_backtest(bt, df: pd.DataFrame, law, kind: str = "new_run", seed: int = 0, bias: bool | str = False,
                   curvature: bool = True, tails: str = "student") -> Calibration:
     """The calibration that the rolling backtest ``bt`` of ``law`` on ``df`` measures (the
     body of :func:`measure`, for callers that use the backtest's fits for more)."""

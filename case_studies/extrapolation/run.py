@@ -243,7 +243,8 @@ def backtest_one(bs, df, kw: dict, cuts: int, sampler: dict, seed: int = 0, laws
             measured = isinstance(cal, Calibration)
             linear = estimate(cal.rows, cal.fit, curvature=False, tails="normal") if measured else 0.0
             biased = estimate(cal.rows, cal.fit, bias=True) if measured else 0.0
-            for method, discrepancy in methods(cal, linear, biased):
+            shrunk = estimate(cal.rows, cal.fit, bias="shrunk") if measured else 0.0
+            for method, discrepancy in methods(cal, linear, biased, shrunk):
                 part = score(fitted, test, ("new_run",), LEVELS, seed, discrepancy)
                 part.insert(1, "cut", cut)
                 for col in ("frontier", "distance", "distance_bin"):
@@ -355,11 +356,13 @@ def _banded(rows: pd.DataFrame, table: pd.DataFrame, method: str) -> pd.DataFram
     return part.assign(method=method)
 
 
-def methods(cal, linear, biased):
+def methods(cal, linear, biased, shrunk):
     """(name, discrepancy) of each method scored at one origin: the law-only band; an error
     growing linearly with normal tails (``curvature=False, tails="normal"``); the calibration
-    of ``bs.fit`` (by default); and the same with a bias (``bias=True``)."""
-    return (("plain", 0.0), ("linear, normal", linear), ("calibrated", cal), ("with bias", biased))
+    of ``bs.fit`` (by default); the same with a bias (``bias=True``) and with that bias shrunk
+    by its own uncertainty (``bias="shrunk"``)."""
+    return (("plain", 0.0), ("linear, normal", linear), ("calibrated", cal), ("with bias", biased),
+            ("shrunk bias", shrunk))
 
 
 def crps(fitted, test: pd.DataFrame, discrepancy, seed: int) -> np.ndarray:
@@ -413,7 +416,7 @@ def figures(t: pd.DataFrame, out: Path) -> None:
     for ax, level in zip(axes, LEVELS):
         pct = f"{round(level * 100)}"
         for method, style in (("plain", "o--"), ("linear, normal", "d-."), ("calibrated", "s-"),
-                              ("with bias", "^:"), ("conformal", "x-"),
+                              ("with bias", "^:"), ("shrunk bias", "<:"), ("conformal", "x-"),
                               ("conformal, calibrated scale", "+-"), ("stacked", "v-")):
             part = t[t["method"] == method]
             if part.empty:
@@ -518,11 +521,14 @@ def report(t, table, names, seconds, sampler, args) -> str:
                   targets=("row", "size")).reset_index())
     biased = (t[t["method"] == "with bias"].groupby(["dataset", "cut"])
               .agg(rate_with_bias=("rate", "first"), bias=("bias", "first")).reset_index())
+    shrunk = (t[t["method"] == "shrunk bias"].groupby(["dataset", "cut"])
+              .agg(shrunk_bias=("bias", "first")).reset_index())
     linear = (t[t["method"] == "linear, normal"].groupby(["dataset", "cut"])
               .agg(linear_rate=("rate", "first")).reset_index())
-    rates = rates.merge(biased, on=["dataset", "cut"]).merge(linear, on=["dataset", "cut"])
+    rates = (rates.merge(biased, on=["dataset", "cut"]).merge(shrunk, on=["dataset", "cut"])
+             .merge(linear, on=["dataset", "cut"]))
     rates["frontier"] = rates["frontier"].map(lambda v: f"{v:.3g}")
-    numbers = ["rate", "curvature", "rate_with_bias", "bias", "linear_rate"]
+    numbers = ["rate", "curvature", "rate_with_bias", "bias", "shrunk_bias", "linear_rate"]
     rates[numbers] = rates[numbers].round(4)
     stack_laws = "; ".join(f"`{n}`: " + ", ".join(f"`{law}`" for law in CANDIDATES[n]) for n in names)
     weights = ""
@@ -551,6 +557,8 @@ drifting exponent makes the error grow, and the noise is Student-t with as many 
 of freedom as inner origins, since the scale is learned from that many misfits); **with
 bias** (also shifted by the mean error per decade that the same nested backtest
 measured, and widened by that bias's own uncertainty: `bs.calibrate(..., bias=True)`);
+**shrunk bias** (the same bias shrunk towards 0 by its own uncertainty `v`, positive-part
+James-Stein `bias * max(0, 1 - v / bias^2)`, the band as wide: `bias="shrunk"`);
 **conformal** (split-conformal, locally weighted: the plain median plus or minus the
 conformal quantile of |error| / plain band sd over the same nested backtest's held-out rows,
 times the row's own plain sd, on the link scale; no CRPS, as it is a band, not draws);

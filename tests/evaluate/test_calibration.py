@@ -261,6 +261,25 @@ def test_estimate_recovers_bias_and_scatter_of_simulated_errors():
     assert plain.bias == 0.0 and plain.rate > cal.scatter  # without a bias, the scatter absorbs it
 
 
+def test_shrunk_bias_keeps_a_clear_bias_and_drops_one_within_its_own_sd():
+    clear = _simulated_errors(bias=-0.02, scatter=0.01)
+    full, shrunk = (estimate(clear, fit=None, bias=b, curvature=False) for b in (True, "shrunk"))
+    # the bias's own variance v = rate^2 - scatter^2; James-Stein keeps bias * (1 - v / bias^2)
+    v = full.rate**2 - full.scatter**2
+    assert v < full.bias**2
+    assert shrunk.bias == pytest.approx(full.bias * (1 - v / full.bias**2), rel=1e-9)
+    assert shrunk.rate == pytest.approx(full.rate)  # the band widens as much either way
+    # 4 origins: the bias is as uncertain as 4 rows, and a true one of 0.002 lies within its sd
+    faint = _simulated_errors(bias=0.002, scatter=0.01, origins=4)
+    weak = estimate(faint, fit=None, bias=True, curvature=False)
+    assert weak.bias**2 < weak.rate**2 - weak.scatter**2
+    assert estimate(faint, fit=None, bias="shrunk", curvature=False).bias == 0.0
+    with pytest.raises(bs.DataError, match="shrunk"):
+        estimate(faint, fit=None, bias="half")
+    with pytest.raises(bs.DataError, match="shrunk"):
+        bs.CalibrationConfig(bias="yes")
+
+
 def test_estimate_tells_curvature_from_linear_growth():
     # 1280 rows; root-mean-square errors over 200 seeds (the sd plus the pull of the bound at
     # 0): quadratic truth, curvature 0.0007; linear truth, scatter 0.0009.  The other term of
