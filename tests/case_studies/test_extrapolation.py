@@ -37,6 +37,12 @@ def test_extrapolation_quick_on_the_olmo_ladder(tmp_path, case_study):
         assert float(calibrated[k]) >= float(plain[k]) - 100 / n, (plain, calibrated)
     assert "## The rate each origin measured inside its own training rows" in text
     assert "Target: every band within 10 points" in text and "- calibrated: " in text
+    # the bands that come from the same origins, and the stack refitted at each origin, score
+    # the same targets
+    for method in ("shrunk bias", "conformal", "conformal, calibrated scale", "stacked"):
+        row = _row(text, f"| olmo_ladder | {method} |")
+        assert row[2] == plain[2] and all(0.0 <= float(v) <= 100.0 for v in row[7:11]), row
+    assert "## Stacking weight of each data set's own law, per origin" in text
 
 
 def test_bootstrap_baseline_scores_the_same_origins(tmp_path, case_study):
