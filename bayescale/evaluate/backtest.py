@@ -232,6 +232,17 @@ def run_backtest(df: pd.DataFrame, req, split="largest-size", kind="mean", level
     return Backtest(per_target, summarise(per_target, levels), fitted, mask, what)
 
 
+def forecastable(fit, rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``rows`` that ``fit`` can forecast: all, unless a parameter is fitted per family
+    (``pool="none"``, as with 2-4 families by default); then those of the families it fitted.  At
+    an early origin a family may have too few rows to be fitted, and with nothing pooled nothing
+    is known of it there."""
+    group = fit.design.columns["group"]
+    if group is None or group not in rows or all(fit.structure.pool(n) != "none" for n in fit.law.parameters):
+        return rows
+    return rows[rows[group].astype(str).isin(fit.design.families)]
+
+
 def origins(compute: np.ndarray, cuts: int) -> np.ndarray:
     """The ``cuts`` rolling origins: distinct compute values at quantiles 0.3 ... 0.8 of log compute."""
     if isinstance(cuts, bool) or not isinstance(cuts, int | np.integer) or cuts < 1:
@@ -271,12 +282,19 @@ def _rolling(df, req, cuts, kinds, levels, seed, discrepancy, executor, xmap, gr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # extrapolating is what a backtest does
         for k, (fitted, test, edge, rate) in enumerate(zip(fits, tests, edges, rates)):
+            test = forecastable(fitted, test)
+            if test.empty:
+                continue
             part = score(fitted, test, kinds, levels, seed, rate)
             part.insert(1, "cut", k)
             part["rate"], part["bias"] = terms(rate)[:2]
             part.insert(2, "frontier", 10.0 ** edge)
             part.insert(3, "distance", logc[df.index.get_indexer(part["row"])] - edge)
             parts.append(part)
+    if not parts:
+        raise DataError("rolling backtest: no origin's fit can forecast the rows beyond it (their "
+                        "families were not fitted there, and a parameter is fitted per family); pool "
+                        "the law's parameters (pool={'E': 'partial', ...}) or add rows.")
     per_target = pd.concat(parts, ignore_index=True)
     per_target["distance_bin"] = pd.cut(per_target["distance"], DISTANCE_BINS, right=True)
     held = np.zeros(len(df), bool)
@@ -287,4 +305,4 @@ def _rolling(df, req, cuts, kinds, levels, seed, discrepancy, executor, xmap, gr
                     list(rates))
 
 
-__all__ = ["Backtest", "run_backtest", "heldout_mask", "origins", "score", "summarise"]
+__all__ = ["Backtest", "forecastable", "run_backtest", "heldout_mask", "origins", "score", "summarise"]

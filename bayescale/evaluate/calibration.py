@@ -401,7 +401,10 @@ def from_backtest(bt, df: pd.DataFrame, law, kind: str = "new_run", seed: int = 
     parts = []
     for origin, fitted in enumerate(bt.fits):
         rows = bt.per_target.loc[bt.per_target["cut"] == origin, "row"].unique()
-        parts.append(errors(fitted, df.loc[rows], kind, seed).assign(origin=origin))
+        # an origin whose fit could forecast none of the rows beyond it (see
+        # bayescale.evaluate.backtest.forecastable) adds no errors
+        parts.append(errors(fitted, df.loc[rows], kind, seed).assign(origin=origin) if len(rows)
+                     else pd.DataFrame({"decades": [], "error": [], "band_sd": [], "origin": []}))
     passed = [k for k, f in enumerate(bt.fits) if usable(f)]
     failed = [row for row in nested if row["verdict"] == "failed"]
     if not failed:

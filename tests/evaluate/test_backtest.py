@@ -143,6 +143,22 @@ def test_rolling_origins_fit_up_to_each_origin_and_score_by_distance():
     assert set(by.columns) >= {"coverage_90", "median_abs_rel_error"}
 
 
+@pytest.mark.slow  # three fits of three families: 21 s
+def test_rolling_origins_score_only_the_families_their_fit_can_forecast():
+    """Three families fit E and the amplitudes per family (fewer than 5); one starts late, so the
+    first origin has none of its rows, and nothing is known of it there."""
+    df = bs.datasets.simulate("chinchilla_shared", families=3, seeds=1, run_sd=0.0, seed=3)
+    compute = 6 * df["params"] * df["tokens"]
+    late = (df["family"] == "f2") & (compute < compute.quantile(0.5))
+    df = df[~late].reset_index(drop=True)
+    result = run(df, "rolling", cuts=3, kind="new_run", group="family", chains=1, warmup=100, draws=100)
+    pt = result.per_target
+    for k, fit in enumerate(result.fits):
+        scored = set(df.loc[pt.loc[pt["cut"] == k, "row"], "family"])
+        assert scored == set(fit.design.families), (k, scored)
+    assert "f2" not in result.fits[0].design.families and "f2" in result.fits[-1].design.families
+
+
 def test_rolling_needs_a_positive_number_of_origins():
     with pytest.raises(DataError, match="cuts=0"):
         run(ladder(), "rolling", cuts=0)
