@@ -23,7 +23,7 @@ def test_new_family_quick_on_gadre(tmp_path, case_study):
         cells = [c.strip() for c in line.strip("|").split("|")]
         if len(cells) == 10 and cells[0] == "gadre_overtrain":
             rows[cells[2]] = cells
-    assert set(rows) == {"partial", "unpooled", "offset only"}
+    assert set(rows) == {"partial", "partial, tight amplitudes", "unpooled", "offset only"}
     # every variant forecasts the same held-out runs: all of each corpus but its smallest run
     runs = df[~df["gadre_target"]]
     held = len(runs) - runs["dataset"].nunique()
@@ -33,7 +33,12 @@ def test_new_family_quick_on_gadre(tmp_path, case_study):
 
 
 def test_the_variants_differ_only_in_what_families_share(case_study):
-    pools = case_study("new_family").pools(bs.Law.named("chinchilla"))
+    module = case_study("new_family")
+    pools = module.pools(bs.Law.named("chinchilla"))
     assert pools["partial"] == {"E": "partial", "a": "partial", "b": "partial"}
     assert pools["unpooled"] == {"E": "none", "a": "none", "b": "none"}
     assert pools["offset only"] == {"E": "none", "a": "shared", "b": "shared"}
+    tight = module.variant_law(bs, bs.Law.named("chinchilla"), "partial, tight amplitudes")
+    assert {n: p.tau for n, p in tight.parameters.items() if p.pool == "partial"} == {
+        "E": 0.5, "a": module.TIGHT, "b": module.TIGHT}
+    assert tight.formula.text == bs.Law.named("chinchilla").formula.text
