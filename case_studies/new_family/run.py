@@ -131,18 +131,29 @@ def summary(t: pd.DataFrame, by: list) -> pd.DataFrame:
     }).round(2).reset_index()
 
 
+PRACTICE = ("unpooled", "offset only")
+
+
+def _beats(part: pd.DataFrame, variant: str) -> str:
+    """On which of the interval score and the median error ``variant`` beats both fits practice
+    uses (rows of ``part`` indexed by variant)."""
+    won = [what for what, col in (("interval score", "interval score 90 %"),
+                                  ("median error", "median |rel err| %"))
+           if part.loc[variant, col] < part.loc[list(PRACTICE), col].min()]
+    return ", ".join(won) if won else "neither"
+
+
 def verdicts(per_set: pd.DataFrame) -> str:
     """One line per data set and ``k``: which variant has the smallest interval score and median
-    error, and whether partial pooling beats both others on each."""
+    error, and on which of the two each pooled variant beats both fits practice uses."""
     lines = []
     for (name, keep), part in per_set.groupby(["dataset", "keep"], sort=False):
         part = part.set_index("variant")
-        score, err = part["interval score 90 %"], part["median |rel err| %"]
-        beats = [what for what, col in (("interval score", score), ("median error", err))
-                 if col["partial"] < col.drop("partial").min()]
-        lines.append(f"- `{name}`, {keep} run(s) kept: smallest interval score **{score.idxmin()}**, "
-                     f"smallest median error **{err.idxmin()}**; partial pooling beats both others on "
-                     + (", ".join(beats) if beats else "neither"))
+        lines.append(f"- `{name}`, {keep} run(s) kept: smallest interval score "
+                     f"**{part['interval score 90 %'].idxmin()}**, smallest median error "
+                     f"**{part['median |rel err| %'].idxmin()}**; beating both unpooled and offset "
+                     f"only, partial pooling on {_beats(part, 'partial')}, with tight amplitudes on "
+                     f"{_beats(part, 'partial, tight amplitudes')}")
     return "\n".join(lines)
 
 
