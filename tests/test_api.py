@@ -145,6 +145,7 @@ def test_fit_many_and_backtest_take_the_same_keywords(df):
         bs.backtest(df, "power", y="loss", x="x", drws=10)
 
 
+@pytest.mark.slow  # a fit in a fresh process: JAX starts and compiles anew (19 s)
 def test_a_fresh_process_fits_in_float64_over_host_devices():
     """The runtime settings apply at the first fit, before any data reach JAX (not on import)."""
     code = """

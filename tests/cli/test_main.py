@@ -518,6 +518,7 @@ def test_backtest_bad_split(power_csv, split, message):
 
 
 # ---- sweep -------------------------------------------------------------------------------
+@pytest.mark.slow  # a sweep of several groups, run twice (10 s)
 def test_sweep_records_each_group_and_resumes(tmp_path):
     import pandas as pd
 

@@ -173,6 +173,7 @@ def test_extrapolation_argument_is_checked():
         bs.fit(_ladder(bend=False), "power", extrapolation=bs.CalibrationConfig(tails="wide"), **KW)
 
 
+@pytest.mark.slow  # a fit and its nested backtest attempt (17 s)
 def test_auto_falls_back_to_the_law_only_band_where_no_backtest_fits():
     # one IsoFLOP profile: every run has the same compute, so no rolling origin leaves runs beyond it
     n = np.geomspace(1e8, 1e9, 6)

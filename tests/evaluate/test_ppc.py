@@ -91,6 +91,7 @@ def test_uniformity_distance():
     assert uniformity_distance(np.full(10, 0.99)) == pytest.approx(0.99)
 
 
+@pytest.mark.slow  # a documented limitation that fits a misspecified law (13 s)
 @pytest.mark.xfail(strict=True, reason=(
     "marginal PIT/coverage checks do not detect this misfit: sigma absorbs it "
     "(LOO-PIT distance 0.117 misspecified vs 0.134 well-specified, coverage90 0.96 vs 1.0)"))

@@ -280,6 +280,7 @@ def test_sbc_rejects_a_wrong_prior():
     assert res.ranks["alpha"].mean() > 0.6 * res.draws
 
 
+@pytest.mark.slow  # two compiled SBC runs (17 s)
 def test_sbc_subset_reproduces_its_replicates():
     """Replicate i is the same data set and fit in whichever subset it runs (for splitting across
     processes), and the parts combine into one result."""

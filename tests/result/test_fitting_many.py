@@ -51,6 +51,7 @@ def test_fit_many_returns_one_gated_fit_per_data_set(batch):
     assert len(set(np.round(means, 6))) == 3
 
 
+@pytest.mark.slow  # the single fits it compares against (11 s)
 def test_fit_many_agrees_with_single_fits_within_monte_carlo_error(batch):
     frames, fits = batch
     single = bs.fit(frames[1], seed=5, progress=False, **SMALL, extrapolation=False)

@@ -210,6 +210,7 @@ def test_same_seed_gives_identical_fits(fitted):
     pd.testing.assert_frame_equal(fit.predict({"x": [1e8, 1e12]}), again.predict({"x": [1e8, 1e12]}))
 
 
+@pytest.mark.slow  # its own fit with known errors (11 s)
 def test_new_run_band_adds_the_targets_known_standard_error():
     df = ladder()
     fit = tiny_fit(df.assign(se=0.002 * df["loss"]), se="se")
