@@ -522,7 +522,7 @@ def cmd_forecast(args) -> int:
     elpd = res.elpd()
     if args.json:
         _dump({"ok": res.ok, "weights": res.weights.to_dict(), "elpd_lfo": elpd.to_dict(),
-               "forecast": res.table, "laws": {k: v for k, v in res.laws.items()},
+               "forecast": res.table, "laws": dict(res.laws),
                "gates": res.gates})
     else:
         weights = pd.DataFrame({"weight": res.weights, "elpd_lfo": elpd[res.weights.index],

@@ -251,11 +251,8 @@ def errors(fit, rows: pd.DataFrame, kind: str = "new_run", seed: int = 0) -> pd.
                          "band_sd": t.std(0)})
 
 
-BIAS = (False, True, "shrunk")
-
-
 def check_bias(bias) -> None:
-    if not any(bias is v or (isinstance(v, str) and bias == v) for v in BIAS):
+    if not (bias is False or bias is True or bias == "shrunk"):
         raise DataError(f"bias={bias!r}; choose False (none), True (the measured mean error per "
                         f"decade) or 'shrunk' (that, shrunk towards 0 by its own uncertainty).")
 

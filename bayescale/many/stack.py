@@ -89,6 +89,7 @@ class Stacked:
     def elpd(self) -> pd.Series:
         """Summed leave-future-out log score per law and of the stacked mixture (``stacked``)."""
         wide = self.scores.pivot_table(index="row", columns="law", values="lpd")[list(self.weights.index)]
+        wide = wide.dropna()  # the rows every law scored, on which the weights were fitted
         out = wide.sum()
         out["stacked"] = _mixture_score(wide.to_numpy(), self.weights.to_numpy())
         return out
@@ -167,12 +168,16 @@ def lfo_scores(bt, df: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Leave-future-out log scores of the rolling backtest ``bt``: each origin's fit scores the
     rows between its origin and the next (beyond the last origin: all the rows)."""
     held = bt.per_target.drop_duplicates(["cut", "row"])
-    frontiers = np.log10(held.groupby("cut")["frontier"].first().sort_index().to_numpy())
+    # keyed by origin: an origin whose fit could forecast none of the rows beyond it has none
+    frontiers = np.log10(held.groupby("cut")["frontier"].first().sort_index())
     parts = []
     for k, fitted in enumerate(bt.fits):
+        if k not in frontiers.index:
+            continue
         rows = held[held["cut"] == k]
-        if k + 1 < len(frontiers):
-            rows = rows[rows["distance"] <= frontiers[k + 1] - frontiers[k]]
+        later = frontiers[frontiers.index > k]
+        if len(later):
+            rows = rows[rows["distance"] <= later.iloc[0] - frontiers[k]]
         if rows.empty:
             continue
         lpd = heldout_log_density(fitted, df.loc[rows["row"]], seed=seed)
@@ -244,19 +249,23 @@ def forecast(df: pd.DataFrame, laws, at, *, kind: str = "new_run", levels=(0.5, 
         seed = req.sampler.seed
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # each fit's verdict is kept in ``gates``
-            bt = run_backtest(df, nested_request(req, config), split="rolling", kind=config.kind,
-                              cuts=config.cuts, seed=seed)
+            try:
+                bt = run_backtest(df, nested_request(req, config), split="rolling", kind=config.kind,
+                                  cuts=config.cuts, seed=seed)
+            except DataError as err:
+                raise DataError(f"law '{name}': {err}") from None
             cal = from_backtest(bt, df, req.law, config.kind, seed, config.bias, config.curvature,
                                 config.tails)
             fits[name] = keep(req.fit(df), cal)
         scores.append(lfo_scores(bt, df, seed).assign(law=name))
         gates += _gates(name, fits[name], cal.nested)
     scores = pd.concat(scores, ignore_index=True)[["law", "origin", "row", "distance", "lpd"]]
-    wide = scores.pivot_table(index="row", columns="law", values="lpd")[list(fits)]
-    if wide.isna().any().any():
-        missing = {law: int(n) for law, n in wide.isna().sum().items() if n}
-        raise DataError(f"the laws were scored on different rows ({missing} rows missing): they define "
-                        f"compute differently, so their rolling origins differ. Stack laws of one scale.")
+    # the weights compare the laws on the rows every one of them scored (a law that fits some
+    # parameter per family cannot forecast a family before its origin fits it)
+    wide = scores.pivot_table(index="row", columns="law", values="lpd")[list(fits)].dropna()
+    if wide.empty:
+        raise DataError("the laws scored no row in common beyond their rolling origins: they define "
+                        "compute differently, so their origins differ. Stack laws of one scale.")
     passing = [name for name, f in fits.items() if f.ok]
     chosen = passing or list(fits)
     for name in fits:
