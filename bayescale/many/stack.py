@@ -72,6 +72,9 @@ class Stacked:
     gates : DataFrame
         The diagnostics gate of every fit: ``law``, ``fit`` (``"all data"`` or the calibration
         fit at an origin), ``verdict`` and ``reason``.
+    calibrations : dict of str -> Calibration
+        Each law's calibration, measured at its rolling origins: its held-out errors (``rows``)
+        let a caller re-estimate it another way (:func:`bayescale.evaluate.calibration.estimate`).
     """
 
     table: pd.DataFrame
@@ -80,6 +83,7 @@ class Stacked:
     fits: dict = field(repr=False)
     scores: pd.DataFrame = field(repr=False)
     gates: pd.DataFrame = field(repr=False)
+    calibrations: dict = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -243,7 +247,7 @@ def forecast(df: pd.DataFrame, laws, at, *, kind: str = "new_run", levels=(0.5, 
     if not isinstance(config, CalibrationConfig):
         raise DataError(f"calibration={calibration!r}: pass a bayescale.CalibrationConfig.")
     candidates = _candidates(laws, fit_kwargs)
-    fits, scores, gates = {}, [], []
+    fits, cals, scores, gates = {}, {}, [], []
     for name, kw in candidates.items():
         req = request(**kw)
         seed = req.sampler.seed
@@ -256,7 +260,7 @@ def forecast(df: pd.DataFrame, laws, at, *, kind: str = "new_run", levels=(0.5, 
                 raise DataError(f"law '{name}': {err}") from None
             cal = from_backtest(bt, df, req.law, config.kind, seed, config.bias, config.curvature,
                                 config.tails)
-            fits[name] = keep(req.fit(df), cal)
+            fits[name], cals[name] = keep(req.fit(df), cal), cal
         scores.append(lfo_scores(bt, df, seed).assign(law=name))
         gates += _gates(name, fits[name], cal.nested)
     scores = pd.concat(scores, ignore_index=True)[["law", "origin", "row", "distance", "lpd"]]
@@ -281,7 +285,7 @@ def forecast(df: pd.DataFrame, laws, at, *, kind: str = "new_run", levels=(0.5, 
         warnings.simplefilter("ignore")  # forecasting beyond the data is the point
         own = {name: f.predict(at, kind, levels) for name, f in fits.items()}
         table = average({k: fits[k] for k in chosen}, w[chosen].to_dict(), at, kind, levels)
-    return Stacked(table, w, own, fits, scores, pd.DataFrame(gates))
+    return Stacked(table, w, own, fits, scores, pd.DataFrame(gates), cals)
 
 
 __all__ = ["Stacked", "forecast", "lfo_scores", "stacking_weights"]

@@ -100,6 +100,7 @@ def test_stacked_table_is_the_weighted_mixture_of_the_calibrated_fits(stacked):
     pd.testing.assert_frame_equal(again, res.table)
     for name, fit in res.fits.items():
         assert "rate" in fit.settings.extrapolation, name  # calibrated from the scored origins
+        assert res.calibrations[name].record() == fit.settings.extrapolation, name
         assert len(fit.settings.nested) == len(res.gates[res.gates["law"] == name]) - 1
         assert list(res.laws[name].columns[:2]) == ["x", "family"]
     t = res.table
