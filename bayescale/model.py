@@ -31,8 +31,10 @@ effects) is sampled centred or non-centred (NumPyro's
 :class:`~numpyro.infer.reparam.LocScaleReparam`), chosen from the data by
 :func:`choose_centring`: an effect the data pin tightly samples well centred,
 one they leave loose forms a funnel that non-centring removes (Betancourt &
-Girolami 2015, arXiv:1312.0906).  ``parameterization="centred"`` or
-``"noncentred"`` forces one for all.
+Girolami 2015, arXiv:1312.0906).  The choice is made per family: in a data set
+where most families have many runs and one has a few (a new family forecast from
+its first runs), the former are centred and the latter not.
+``parameterization="centred"`` or ``"noncentred"`` forces one for all.
 
 A law whose link scale is an additive offset plus terms that vanish as the
 inputs grow (``sigmoid(c - a N^-alpha - b D^-beta)``, ``E - a x^-alpha``) is
@@ -329,7 +331,7 @@ def anchored_offset(s: Structure, centring: dict, weak: str | None = None) -> st
     """
     for anchor in anchor_candidates(s.law):
         name = anchor.parameter
-        if s.pool(name) == "partial" and centring.get(name, 0.0) != 1.0:
+        if s.pool(name) == "partial" and not fully_centred(centring.get(name, 0.0)):
             continue
         if anchor.kind == "offset":
             return name
@@ -382,11 +384,23 @@ RUN = "run_effect"
 CENTRED_MIN_ROWS = 10  # family effects centred when every family has this many rows
 
 
+def fully_centred(value) -> bool:
+    """Whether a :func:`choose_centring` value centres the effect of every family."""
+    return bool(np.all(np.asarray(value, dtype=float) == 1.0))
+
+
 def choose_centring(s: Structure, design: Design, sigma: float) -> dict:
     """Centre (1.0) or not (0.0) the family effects and the run effects, from the data.
 
-    Family effects: centred when every family has at least
-    :data:`CENTRED_MIN_ROWS` rows.  Run effects: centred when every run has
+    Family effects: a family's effect is centred when it has at least
+    :data:`CENTRED_MIN_ROWS` rows, non-centred otherwise; the value is 1.0 or 0.0 when
+    every family agrees, else a tuple with one of them per family (NumPyro's
+    :class:`~numpyro.infer.reparam.LocScaleReparam` takes a centredness per element).
+    Measured on ``loss_to_loss`` with one corpus cut to its smallest run and 5 corpora
+    of about 100 runs (2 chains x (500 + 500)): every effect non-centred, as one family
+    short of the threshold made them before, max R-hat 1.49 and min bulk ESS 4, and the
+    short family's runs forecast 6.5% off (median); per family, max R-hat 1.008, min
+    bulk ESS 176, and 1.9% off.  Run effects: centred when every run has
     several rows and they pin its offset (``sigma / sqrt(rows)``, with ``sigma``
     the observation noise at the posterior mode) tighter than the prior scale of
     the run spread.  Measured on the demo's simulated ladder (3 families of 50
@@ -399,8 +413,9 @@ def choose_centring(s: Structure, design: Design, sigma: float) -> dict:
     """
     if s.centring is not None:
         return dict.fromkeys([*partial_names(s), *([RUN] if s.n_runs else [])], s.centring)
-    rows = np.bincount(design.family_idx, minlength=design.n_families).min()
-    out = dict.fromkeys(partial_names(s), 1.0 if rows >= CENTRED_MIN_ROWS else 0.0)
+    pinned = np.bincount(design.family_idx, minlength=design.n_families) >= CENTRED_MIN_ROWS
+    per_family = 1.0 if pinned.all() else 0.0 if not pinned.any() else tuple(map(float, pinned))
+    out = dict.fromkeys(partial_names(s), per_family)
     if s.n_runs:
         per_run = np.bincount(design.run_idx[design.run_idx >= 0]).min()
         run_scale = noise_scales(s.law)[1] * design.noise_unit()
@@ -412,7 +427,8 @@ def build(s: Structure, centring: dict, anchor: bool = False, weak: str | None =
     """The NumPyro model function for ``s``.
 
     ``centring`` maps each partially pooled parameter, and :data:`RUN` for the run
-    effects, to 1 (centred) or 0 (non-centred); missing entries are non-centred.
+    effects, to 1 (centred) or 0 (non-centred), or a parameter to a tuple of them, one
+    per family; missing entries are non-centred.
     ``anchor=True`` samples the law's value at the reference point in place of a
     parameter (:func:`anchored_offset`, which ``weak`` informs): for fitting only, since
     that site has no prior of its own to draw from (the prior predictive and the MAP
@@ -422,8 +438,12 @@ def build(s: Structure, centring: dict, anchor: bool = False, weak: str | None =
     sampled at the reference is 0 at a wall), which chains must not start at.
     """
     sites = [*partial_names(s), *([RUN] if s.n_runs else [])]
-    config = {(site if site == RUN else f"{site}_z"): LocScaleReparam(centered=0)
-              for site in sites if centring.get(site, 0.0) != 1.0}
+    config = {}
+    for site in sites:
+        value = centring.get(site, 0.0)
+        if not fully_centred(value):
+            config[site if site == RUN else f"{site}_z"] = LocScaleReparam(
+                centered=0 if not np.any(value) else np.asarray(value, dtype=float))
     anchored = anchored_offset(s, centring, weak) if anchor else None
     model = reparam(partial(_model, s=s, anchored=anchored), config=config)
     model.anchored = anchored

@@ -106,12 +106,32 @@ def test_family_effects_non_centred_with_few_rows_per_family():
     assert choose_centring(structure(law, design), design, sigma=0.01) == {"E": 0.0, "a": 0.0}
 
 
-def test_one_family_short_of_the_threshold_keeps_all_non_centred():
+def _one_family_short():
     law = resolve("power").with_pooling(PARTIAL)
     df = bs.datasets.simulate("power", families=3, seeds=1, seed=0)
     df = df.drop(df.index[(df["family"] == "f2")][CENTRED_MIN_ROWS - 1:])  # f2 keeps 9 rows
-    design = prepare(df, law, "loss", "x", group="family")
-    assert choose_centring(structure(law, design), design, sigma=0.01) == {"E": 0.0, "a": 0.0}
+    return law, prepare(df, law, "loss", "x", group="family")
+
+
+def test_one_family_short_of_the_threshold_alone_is_non_centred():
+    law, design = _one_family_short()
+    assert list(design.families) == ["f0", "f1", "f2"]
+    mixed = (1.0, 1.0, 0.0)
+    assert choose_centring(structure(law, design), design, sigma=0.01) == {"E": mixed, "a": mixed}
+
+
+def test_a_mixed_centring_reparameterises_only_the_short_family():
+    """LocScaleReparam with centredness c draws u ~ N(c loc, scale^c) and sets
+    z = loc + scale^(1 - c) (u - c loc): z = u where c = 1, z = loc + scale u where c = 0."""
+    law, design = _one_family_short()
+    s = structure(law, design)
+    model = build(s, choose_centring(s, design, sigma=0.01))
+    trace = numpyro.handlers.trace(numpyro.handlers.seed(model, jax.random.PRNGKey(0))).get_trace(
+        **model_data(design))
+    u, z = (np.asarray(trace[name]["value"]) for name in ("E_z_decentered", "E_z"))
+    loc, scale = (float(trace[name]["value"]) for name in ("E_pop_z", "E_tau"))
+    np.testing.assert_allclose(z[:2], u[:2], rtol=1e-12)
+    np.testing.assert_allclose(z[2], loc + scale * u[2], rtol=1e-12)
 
 
 def test_run_effects_centred_when_the_rows_pin_them():

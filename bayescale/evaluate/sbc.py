@@ -703,7 +703,7 @@ def sbc(law, design_df=None, x=None, group=None, run=None, pool=None, *,
                 post, extra = sampler.run(keys[i], truth)
                 row = _record(st, sampler, truth, post, extra, draws, thin, chains)
                 row |= {"replicate": i, "seconds": time.perf_counter() - t0, "compiled": i == members[0],
-                        "centring": ",".join(f"{name}:{'c' if v == 1.0 else 'nc'}" for name, v in key),
+                        "centring": ",".join(f"{name}:{_centring_label(v)}" for name, v in key),
                         "anchored": sampler.model.anchored}
                 rows.append(row)
                 steps.advance(f"#{i} {row['seconds']:.2f} s, {row['divergences']} divergent, "
@@ -873,6 +873,13 @@ class _Sampler:
         kw = self.data | {OBS: jnp.asarray(truth[OBS])}
         with runtime.one_blas_thread():
             return jax.tree.map(np.asarray, self._fit(jnp.asarray(key), latent, kw))
+
+
+def _centring_label(value) -> str:
+    """``c`` (centred), ``nc`` (non-centred) or ``c/nc`` per family, as the table records it."""
+    if np.ndim(value) == 0:
+        return "c" if value == 1.0 else "nc"
+    return "/".join("c" if v == 1.0 else "nc" for v in value)
 
 
 __all__ = ["FLOOR", "LOG_LIK", "SBCResult", "adjust", "combine", "design", "fractional", "rank",

@@ -61,7 +61,8 @@ class Settings:
     target_accept : float
         NUTS's target acceptance probability used (the default resolved).
     centring : dict
-        Random effect -> True (centred) or False (non-centred), as chosen from the data.
+        Random effect -> 1.0 (centred) or 0.0 (non-centred), or a list of them, one per
+        family, as chosen from the data.
     anchored : str or None
         The law's offset sampled as its value at the reference point
         (:mod:`bayescale.laws.anchor`), or None.
