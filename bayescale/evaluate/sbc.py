@@ -85,6 +85,7 @@ from ..model import (
     Structure,
     build,
     choose_centring,
+    in_centring,
     model_data,
     partial_names,
     structure,
@@ -699,7 +700,7 @@ def sbc(law, design_df=None, x=None, group=None, run=None, pool=None, *,
                                draws // chains * thin, target_accept, weak)
             for i in members:
                 t0 = time.perf_counter()
-                truth = {name: v[i] for name, v in prior.items()}
+                truth = in_centring({name: v[i] for name, v in prior.items()}, dict(key))
                 post, extra = sampler.run(keys[i], truth)
                 row = _record(st, sampler, truth, post, extra, draws, thin, chains)
                 row |= {"replicate": i, "seconds": time.perf_counter() - t0, "compiled": i == members[0],

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from ..data.design import Design
-from ..model import RUN, Structure, build, choose_centring, dims, partial_names
+from ..model import RUN, Structure, build, choose_centring, dims, in_centring, partial_names
 from . import runtime
 from .config import SamplerConfig
 from .device import choose_device
@@ -111,7 +111,8 @@ def run_design(s: Structure, design: Design, data: dict, config: SamplerConfig) 
     accept = default_target_accept(s, config.target_accept)
     device = choose_device(config.device, rows=len(design.y))
     model = build(s, centring, anchor=True, weak=weak)
-    idata = sample(model, data, config.with_(device=device), init=mode, target_accept=accept,
+    idata = sample(model, data, config.with_(device=device), init=in_centring(mode, centring),
+                   target_accept=accept,
                    design=design, structure=s, dense=dense_sites(mode))
     runtime.bound_memory()
     return idata, {"centring": centring, "target_accept": accept, "device": device,

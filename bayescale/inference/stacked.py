@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import BayescaleError
-from ..model import build, choose_centring, model_data, partial_names
+from ..model import build, choose_centring, in_centring, model_data, partial_names
 from . import nuts, runtime
 from .config import SamplerConfig
 from .progress import current
@@ -97,6 +97,7 @@ class Group:
         for i in members:
             centring = choose_centring(s, self.prepared[i][1], float(modes[i]["sigma"]))
             weak = weak_amplitude(s, centring, plain, self.prepared[i][3], modes[i], latent, shape)
+            modes[i] = in_centring(modes[i], centring)  # the start, in the sampled parameterisation
             by_centring.setdefault((tuple(sorted(centring.items())), weak), []).append(i)
         c = self.config
         engine = backend(c.backend)

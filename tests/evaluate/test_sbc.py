@@ -218,6 +218,19 @@ def test_sbc_power_is_calibrated(power_sbc):
     assert set(anchored.dropna()) == {"a"} and 0 < anchored.notna().mean() < 1
 
 
+@pytest.mark.slow  # 100 replicate fits
+def test_sbc_of_a_short_family_among_long_ones_is_calibrated():
+    """Partial pooling of three families, one with 3 runs, two with 12: the short family's
+    effects are sampled non-centred and the others' centred (mixed per family)."""
+    df = design("power", families=3, sizes=12, ratios=1)
+    df = df[(df["family"] != "f2") | df.groupby("family").cumcount().lt(3)].reset_index(drop=True)
+    df.attrs = design("power", families=3, sizes=12, ratios=1).attrs
+    res = sbc("power", df, pool={"E": "partial", "a": "partial"}, **FAST)
+    table = _check_calibrated(res)
+    assert {"E[f2]", "a[f2]", "E_tau", "a_tau", "alpha", "sigma", LOG_LIK} <= set(table["parameter"])
+    assert set(res.ranks["centring"]) == {"E:c/c/nc,a:c/c/nc"}
+
+
 @pytest.mark.slow  # hundreds of replicate fits
 def test_sbc_chinchilla_is_calibrated():
     res = sbc("chinchilla", design("chinchilla", families=1, sizes=4, ratios=4, runs=False), **FAST)
