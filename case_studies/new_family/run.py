@@ -43,17 +43,28 @@ from bayescale.viz.report import markdown_table
 HERE = Path(__file__).resolve().parent
 FULL = {"chains": 2, "warmup": 500, "draws": 500}
 QUICK = {"chains": 1, "warmup": 150, "draws": 150}
-SETS = ("loss_to_loss", "gadre_overtrain", "porian_isoflop")
+SETS = ("loss_to_loss", "gadre_overtrain", "porian_isoflop", "revisiting_nsl", "pythia_evals")
 VARIANTS = ("partial", "unpooled", "offset only")
 
 
-def _extrapolation_study():
-    """The data sets and fit arguments of ``case_studies/extrapolation`` (one definition)."""
-    path = HERE.parent / "extrapolation" / "run.py"
-    spec = importlib.util.spec_from_file_location("extrapolation_run", path)
+def _study(name: str):
+    """The ``run.py`` of another case study, as a module (one definition of its data)."""
+    path = HERE.parent / name / "run.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_run", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def datasets(bs) -> dict:
+    """Data set -> (frame, fit arguments): those of ``case_studies/extrapolation``, and the
+    zero-shot LAMBADA loss of the two Pythia suites (``case_studies/pythia_evals``, its
+    checkpoints as independent rows)."""
+    table = _study("extrapolation").datasets(bs)
+    pythia = _study("pythia_evals").load_lambada(bs, "ppl")
+    table["pythia_evals"] = (pythia, dict(law="chinchilla", y="y", x={"N": "params", "D": "tokens"},
+                                          group="family", se="y_se"))
+    return table
 
 
 TIGHT = 0.1  # scale of the half-normal prior on the amplitudes' family spread, "tight" variant
@@ -167,7 +178,7 @@ def main(argv=None) -> int:
     import bayescale as bs
 
     sampler = QUICK if args.quick else FULL
-    table = _extrapolation_study().datasets(bs)
+    table = datasets(bs)
     names = args.datasets.split(",")
     parts, seconds = [], {}
     for name in names:
