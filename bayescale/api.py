@@ -26,7 +26,7 @@ from .result.fitting import CHUNK, request
 
 def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=None, pool=None,
         sampler: SamplerConfig | None = None, model: ModelConfig | None = None,
-        extrapolation="auto", **settings) -> Fit:
+        extrapolation="auto", weight: str | None = None, **settings) -> Fit:
     """Fit a hierarchical scaling law by NUTS, gate it on its diagnostics, calibrate its forecasts.
 
     Parameters
@@ -52,6 +52,12 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
         Parameter -> ``"shared"``, ``"partial"`` or ``"none"``, overriding the law's defaults.
         With fewer than 5 families, parameters the law pools partially by default are
         fitted per family instead (with a warning).
+    weight : str, optional
+        Column of likelihood weights (> 0): a row's log-likelihood counts that many times,
+        the weights scaled to average 1 over the rows fitted.  Weights that grow with
+        compute let the larger runs pull the fit (``case_studies/extrapolation`` measures
+        compute to the power 1/4).  LOO (:func:`bayescale.compare`) still reads each
+        row's own density.
     sampler : SamplerConfig, optional
         Chains, warm-up, draws, seed, target acceptance, tree depth, device, progress.
     model : ModelConfig, optional
@@ -90,7 +96,7 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     >>> f.predict({"x": [1e12]})[["median", "lo90", "hi90"]]  # doctest: +SKIP
     """
     chosen = option(extrapolation)  # an unknown value fails before any fit
-    req = request(law, y, x, group, run, se, pool, sampler, model, **settings)
+    req = request(law, y, x, group, run, se, pool, sampler, model, weight=weight, **settings)
     shown = current(req.sampler.progress)  # the nested fits report to it too, one line per origin
     with reporting(reporter=shown):
         result = req.fit(df)
@@ -113,7 +119,7 @@ def fit(df, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
 def fit_many(frames, law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=None, pool=None,
              sampler: SamplerConfig | None = None, model: ModelConfig | None = None, *,
              vectorize: bool | None = None, executor=None, chunk: int = CHUNK, pad: bool = False,
-             extrapolation=False, **settings):
+             extrapolation=False, weight: str | None = None, **settings):
     """Fit ``law`` to each data set of ``frames``, compiling once per model shape.
 
     Plain fits by default (no calibration beyond the data): for simulation-based
@@ -125,7 +131,7 @@ def fit_many(frames, law="chinchilla", y: str = "loss", x=None, group=None, run=
     ----------
     frames : sequence or mapping of DataFrame
         The data sets, all with the columns named by ``y``, ``x``, ``group``, ``run`` and ``se``.
-    law, y, x, group, run, se, pool, sampler, model, **settings
+    law, y, x, group, run, se, pool, sampler, model, weight, **settings
         As in :func:`fit`, the same for every data set.  Data set ``i`` (in order) is fitted
         with the key ``fold_in(PRNGKey(seed), i)``; the same seed gives the same draws.
     vectorize : bool, optional
@@ -170,7 +176,7 @@ def fit_many(frames, law="chinchilla", y: str = "loss", x=None, group=None, run=
     ...                    warmup=300, draws=300)  # doctest: +SKIP
     """
     chosen = option(extrapolation)  # an unknown value fails before any fit
-    req = request(law, y, x, group, run, se, pool, sampler, model, **settings)
+    req = request(law, y, x, group, run, se, pool, sampler, model, weight=weight, **settings)
     fits = req.fit_many(frames, vectorize=vectorize, executor=executor, chunk=chunk, pad=pad)
     if chosen is None:
         return fits

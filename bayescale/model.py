@@ -47,6 +47,7 @@ and the posterior are unchanged.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 
@@ -199,13 +200,15 @@ def model_data(design: Design) -> dict:
     }
     if design.outcome.kind == "real":
         out["noise_unit"] = real(design.noise_unit())
+    if design.weight is not None:
+        out["weight"] = real(design.weight)
     if design.censored:
         lo, hi = design.bounds()
         out["y_lo"], out["y_hi"] = real(design.outcome.forward(lo)), real(design.outcome.forward(hi))
     return out
 
 
-ROW_ARGS = ("family_idx", "run_idx", "se_log", "y_link", "y_lo", "y_hi")  # per-row, with inputs
+ROW_ARGS = ("family_idx", "run_idx", "se_log", "y_link", "y_lo", "y_hi", "weight")  # per-row, with inputs
 
 
 def noise_scales(law: Law) -> tuple[float, float]:
@@ -352,7 +355,8 @@ def law_mean(law: Law, values: dict, inputs: dict, xp=jnp):
 
 
 def _model(inputs, family_idx, run_idx, se_log, floor, refs, y_link=None, mask=None,
-           noise_unit=1.0, y_lo=None, y_hi=None, *, s: Structure, anchored: str | None = None):
+           noise_unit=1.0, y_lo=None, y_hi=None, weight=None, *, s: Structure,
+           anchored: str | None = None):
     values = family_values(s, floor, refs, anchored)
     mu = law_mean(s.law, {k: v[family_idx] for k, v in values.items()}, inputs)
     mean_log = s.law.outcome.forward(mu, jnp)
@@ -371,7 +375,10 @@ def _model(inputs, family_idx, run_idx, se_log, floor, refs, y_link=None, mask=N
         noise = dist.Normal(mean_log, scale)
     if y_lo is not None:  # exact 0 or 1 of a bounded outcome: censored at the resolution
         noise = Censored(noise, y_lo, y_hi)
-    with numpyro.plate("obs", mean_log.shape[0]):
+    # a weighted row's log-likelihood counts ``weight`` times (numpyro's log_likelihood, and so
+    # LOO, still reads each row's own density)
+    weighted = nullcontext() if weight is None else numpyro.handlers.scale(scale=weight)
+    with numpyro.plate("obs", mean_log.shape[0]), weighted:
         numpyro.sample(OBS, noise if mask is None else noise.mask(mask), obs=y_link)
 
 

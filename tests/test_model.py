@@ -16,6 +16,7 @@ from bayescale.errors import LawError
 from bayescale.laws.spec import resolve
 from bayescale.model import (
     CENTRED_MIN_ROWS,
+    OBS,
     RUN_SCALE,
     ModelConfig,
     build,
@@ -434,3 +435,27 @@ def test_a_shared_amplitude_of_several_families_is_not_anchored():
     law = resolve("power").with_pooling({"a": "shared", "E": "partial"})
     s = structure(law, prepare(df, law, "loss", "x", group="family"))
     assert build(s, {"E": 1.0}, anchor=True, weak="a").anchored is None
+
+
+def test_a_weighted_row_counts_its_weight_in_the_log_density():
+    """With weights w (mean 1), the model's log joint is the prior plus sum_i w_i log p(y_i | theta)."""
+    from numpyro.infer.util import log_likelihood
+
+    law = resolve("power")
+    df = bs.datasets.simulate("power", families=1, seeds=1, seed=0)
+    w = np.linspace(0.5, 3.0, len(df))
+    plain = prepare(df, law, "loss", "x")
+    weighted = prepare(df.assign(w=w), law, "loss", "x", weight="w")
+    s = structure(law, plain)
+    model = build(s, {})
+    trace = numpyro.handlers.trace(numpyro.handlers.seed(model, jax.random.PRNGKey(1))).get_trace(
+        **model_data(plain))
+    point = {k: v["value"] for k, v in trace.items() if v["type"] == "sample" and not v["is_observed"]}
+    rows = np.asarray(log_likelihood(model, {k: v[None] for k, v in point.items()},
+                                     **model_data(plain))[OBS][0])
+    base = float(log_density(model, (), model_data(plain), point)[0])
+    scaled = float(log_density(model, (), model_data(weighted), point)[0])
+    assert scaled == pytest.approx(base - rows.sum() + np.sum(w / w.mean() * rows), rel=1e-12)
+    # the pointwise densities that LOO reads are the rows' own
+    again = log_likelihood(model, {k: v[None] for k, v in point.items()}, **model_data(weighted))[OBS][0]
+    np.testing.assert_allclose(np.asarray(again), rows, rtol=1e-12)

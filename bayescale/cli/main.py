@@ -387,6 +387,7 @@ def _fit_inputs(args) -> tuple[pd.DataFrame, dict]:
     df = read_data(args.data, max_bytes=args.max_bytes)
     kwargs = dict(
         law=args.law, y=args.y, x=_x_mapping(args.x), group=args.group, run=args.run, se=args.se,
+        weight=args.weight,
         pool=_pairs(args.pool, "--pool") or None, likelihood=args.likelihood, chains=args.chains,
         warmup=args.warmup, draws=args.draws, device=args.device,
         parameterization=args.parameterization.replace("centered", "centred"),
@@ -831,6 +832,9 @@ def _add_fit_arguments(p, several: bool = False) -> None:
     p.add_argument("--group", metavar="COL", help="family column (corpus, architecture, ...)")
     p.add_argument("--run", metavar="COL", help="run/seed column (each run gets its own offset)")
     p.add_argument("--se", metavar="COL", help="column of known standard errors of y")
+    p.add_argument("--weight", metavar="COL",
+                   help="column of likelihood weights (> 0, scaled to average 1): a row counts that "
+                        "many times")
     p.add_argument("--pool", action="extend", nargs="+", metavar="PARAM=MODE",
                    help="override pooling: shared, partial or none (e.g. --pool alpha=partial)")
     p.add_argument("--likelihood", choices=("normal", "student_t"), default="normal")

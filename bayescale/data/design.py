@@ -51,7 +51,8 @@ class Design:
         Known measurement standard error on the link scale, log or logit (0 where
         unknown).
     columns : dict
-        The mapping from the call: ``y``, ``x`` (input -> column), ``group``, ``run``, ``se``.
+        The mapping from the call: ``y``, ``x`` (input -> column), ``group``, ``run``, ``se``,
+        ``weight``.
     frame : DataFrame
         The rows used, with the original index and only the mapped columns.
     outcome : Outcome
@@ -60,6 +61,9 @@ class Design:
         Per family, the resolution ``r`` of a bounded outcome with exact 0 or 1
         (censored below ``r`` and above ``1 - r``; :mod:`bayescale.laws.outcome`);
         None when no value is censored.
+    weight : ndarray or None
+        Per row, the weight of its likelihood term, scaled to mean 1 over the rows (so the
+        data count as many observations as there are rows); None: every row weighs 1.
     """
 
     y: np.ndarray
@@ -75,6 +79,7 @@ class Design:
     warnings: list = field(default_factory=list)
     outcome: Outcome = field(default_factory=Outcome)
     resolution: np.ndarray | None = None
+    weight: np.ndarray | None = None
 
     @property
     def n_families(self) -> int:
@@ -165,7 +170,8 @@ def input_mapping(law: Law, x) -> dict:
 
 
 def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
-            min_rows_per_family: int = 2, check_units: bool = True, duplicates: str = "keep") -> Design:
+            min_rows_per_family: int = 2, check_units: bool = True, duplicates: str = "keep",
+            weight=None) -> Design:
     """Validate ``df`` for ``law`` and return a :class:`Design`.
 
     Rows equal in every column the fit uses (outcome, inputs, group, run, se) are
@@ -189,8 +195,8 @@ def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
     if len(df) == 0:
         raise DataError("the data has no rows; pass at least a few runs of the ladder.")
     xmap = input_mapping(law, x)
-    columns = {"y": y, "x": xmap, "group": group, "run": run, "se": se}
-    used = [y, *xmap.values(), *(c for c in (group, run, se) if c is not None)]
+    columns = {"y": y, "x": xmap, "group": group, "run": run, "se": se, "weight": weight}
+    used = [y, *xmap.values(), *(c for c in (group, run, se, weight) if c is not None)]
     for col in used:
         require_column(df, col)
     frame = df[list(dict.fromkeys(used))].copy()
@@ -209,6 +215,12 @@ def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
         at = yv if resolution is None else np.clip(yv, resolution[fidx], 1.0 - resolution[fidx])
         se_log = law.outcome.se(sev, at)
 
+    weights = None
+    if weight is not None:
+        wv = _numeric(frame, weight)
+        _no_bad(frame, weight, ~(wv > 0), "zero or negative values",
+                "likelihood weights must be > 0; drop a row to leave it out of the fit")
+        weights = wv / wv.mean()
     runs, ridx = _codes(frame, run, default=None)
     _check_families(frame, group, fidx, families, min_rows_per_family)
     inputs = law_inputs(law, frame, xmap, group, run)
@@ -222,7 +234,7 @@ def prepare(df, law: Law, y: str, x, group=None, run=None, se=None,
     refs = {k: float(np.exp(np.mean(np.log(v)))) if _scaled(law, k) else 1.0
             for k, v in inputs.items()}
     design = Design(yv, inputs, refs, families, fidx, runs, ridx, se_log, columns, frame,
-                    outcome=law.outcome, resolution=resolution)
+                    outcome=law.outcome, resolution=resolution, weight=weights)
     design.warnings = design_warnings(design, law) + replicates(frame, repeats)
     return design
 

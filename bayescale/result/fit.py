@@ -181,7 +181,8 @@ class Fit:
         st = Settings.from_record(meta["settings"])
         design = prepare(parts["frame"], law, cols["y"], cols["x"], cols["group"], cols["run"],
                          cols["se"], min_rows_per_family=st.min_rows_per_family,
-                         check_units=False)  # checked, or knowingly skipped, when fitted
+                         # units checked, or knowingly skipped, when fitted
+                         check_units=False, weight=cols.get("weight"))
         s = structure(law, design, st.likelihood, st.parameterization)
         return cls.gated(law, design, s, parts["idata"], st, emit=False)
 

@@ -33,9 +33,9 @@ CHUNK = 8  # data sets per executor task: each task compiles its programs once
 MIN_POOL_FAMILIES = 5
 
 
-def columns(y="loss", x=None, group=None, run=None, se=None) -> dict:
+def columns(y="loss", x=None, group=None, run=None, se=None, weight=None) -> dict:
     """The column mapping of a fit, as :class:`~bayescale.data.design.Design` keeps it."""
-    return {"y": y, "x": x, "group": group, "run": run, "se": se}
+    return {"y": y, "x": x, "group": group, "run": run, "se": se, "weight": weight}
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,8 @@ MODEL_KEYS = tuple(f.name for f in fields(ModelConfig))
 
 
 def request(law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=None, pool=None,
-            sampler: SamplerConfig | None = None, model: ModelConfig | None = None, **settings) -> Request:
+            sampler: SamplerConfig | None = None, model: ModelConfig | None = None, weight=None,
+            **settings) -> Request:
     """A :class:`Request` from the keywords of :func:`bayescale.fit`.
 
     ``settings`` may name fields of :class:`SamplerConfig` (``chains``, ``draws``, ``seed``, ...) or
@@ -83,14 +84,15 @@ def request(law="chinchilla", y: str = "loss", x=None, group=None, run=None, se=
     """
     unknown = sorted(set(settings) - set(SAMPLER_KEYS) - set(MODEL_KEYS))
     if unknown:
-        raise BayescaleError(f"unknown fit keyword(s) {unknown}; the fit takes y, x, group, run, se, pool, "
+        raise BayescaleError(f"unknown fit keyword(s) {unknown}; the fit takes y, x, group, run, se, "
+                             f"weight, pool, "
                              f"sampler=SamplerConfig({', '.join(SAMPLER_KEYS)}) and "
                              f"model=ModelConfig({', '.join(MODEL_KEYS)}).")
     if not isinstance(sampler, SamplerConfig | None) or not isinstance(model, ModelConfig | None):
         raise BayescaleError("sampler= takes a bayescale.SamplerConfig and model= a bayescale.ModelConfig.")
     given = {k: v for k, v in settings.items() if v is not None}
     sampler, model = take(given, SamplerConfig, sampler), take(given, ModelConfig, model)
-    return Request(law, columns(y, x, group, run, se), pool, model, sampler)
+    return Request(law, columns(y, x, group, run, se, weight), pool, model, sampler)
 
 
 def pool_few_families(law: Law, n_families: int, chosen: set) -> tuple[Law, list]:
@@ -117,7 +119,7 @@ def setup(df, law, cols: dict, pool, model: ModelConfig) -> tuple[Law, Design, S
     law = resolve(law).with_pooling(pool)
     design = prepare(df, law, cols["y"], cols["x"], cols["group"], cols["run"], cols["se"],
                      min_rows_per_family=model.min_rows_per_family, check_units=model.check_units,
-                     duplicates=model.duplicates)
+                     duplicates=model.duplicates, weight=cols.get("weight"))
     law, few = pool_few_families(law, design.n_families, set(pool or {}))
     design.warnings += few
     return law, design, structure(law, design, model.likelihood, model.parameterization), model_data(design)

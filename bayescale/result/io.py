@@ -37,7 +37,8 @@ def _sha256(path: Path) -> str:
 
 def frame_columns(meta: dict) -> list:
     cols = meta["columns"]
-    return [cols["y"], *cols["x"].values(), *(c for c in (cols["group"], cols["run"], cols["se"]) if c)]
+    return [cols["y"], *cols["x"].values(),
+            *(c for c in (cols["group"], cols["run"], cols["se"], cols.get("weight")) if c)]
 
 
 def versions() -> dict:

@@ -112,7 +112,7 @@ def _data_section(fit) -> str:
     cols = fit.design.columns
     mapping = [("outcome (y)", cols["y"])]
     mapping += [(f"input {k}", v) for k, v in cols["x"].items()]
-    mapping += [(role, cols[role]) for role in ("group", "run", "se") if cols.get(role)]
+    mapping += [(role, cols[role]) for role in ("group", "run", "se", "weight") if cols.get(role)]
     parts = [f"<p>{n} row{'s' if n != 1 else ''} used, {fit.design.n_families} "
              f"famil{'y' if fit.design.n_families == 1 else 'ies'} "
              f"({_e(', '.join(map(str, fit.design.families)))}).</p>",

@@ -17,8 +17,10 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import bayescale as bs
@@ -564,3 +566,22 @@ def test_sweep_takes_the_extrapolation_flags_of_fit(tmp_path, monkeypatch):
         code, _, stderr = run([*argv, *flags])
         assert code == 0, stderr
     assert seen == ["auto", True, False]
+
+
+def test_fit_takes_likelihood_weights_and_names_a_bad_one(tmp_path):
+    df = bs.datasets.simulate("power", families=1, seeds=1, sizes=(1e7, 1e8, 1e9), seed=0)
+    df["w"] = np.sqrt(df["x"] / df["x"].min())
+    path = tmp_path / "weighted.csv"
+    df.to_csv(path, index=False)
+    code, _, err = run(["fit", path, "--law", "power", "--y", "loss", "--x", "x", "--weight", "w",
+                        *TINY, "--law-only", "--out", tmp_path / "fit"])
+    assert code in (0, 1), err  # 1: this tiny fit may fail its gate
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bs.load(tmp_path / "fit")
+    np.testing.assert_allclose(fit.design.weight, df["w"] / df["w"].mean())
+    df.loc[2, "w"] = 0.0
+    df.to_csv(path, index=False)
+    code, _, err = run(["fit", path, "--law", "power", "--y", "loss", "--x", "x", "--weight", "w",
+                        *TINY, "--law-only", "--out", tmp_path / "fit2"])
+    assert code == 2 and "column 'w' has zero or negative values: row 2" in error_line(err)

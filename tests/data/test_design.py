@@ -485,3 +485,28 @@ def test_run_effect_confounded_with_size_trades_off_against_the_size_exponent():
     assert np.corrcoef(a1, slope)[0, 1] < -0.9  # the two trade off, draw by draw
     a1_plain = np.asarray(plain.idata.posterior["a1"]).ravel()
     assert a1.std() > 5 * a1_plain.std()  # and the exponent is far less certain than the data allow
+
+
+# ---- likelihood weights ------------------------------------------------------------------------
+def test_weights_are_scaled_to_average_one():
+    df = ladder().assign(w=[1.0, 2.0, 3.0, 1.0, 2.0, 3.0])
+    design = prepare(df, POWER, "loss", "x", group="family", weight="w")
+    np.testing.assert_allclose(design.weight, [0.5, 1.0, 1.5, 0.5, 1.0, 1.5])
+    assert design.columns["weight"] == "w" and "w" in design.frame
+    assert prepare(ladder(), POWER, "loss", "x").weight is None
+
+
+@pytest.mark.parametrize(("value", "fragment"), [
+    (0.0, "column 'w' has zero or negative values: row 4"),
+    (-1.0, "column 'w' has zero or negative values: row 4"),
+    (np.nan, "column 'w' has missing (NaN) or infinite values: row 4"),
+    ("heavy", "column 'w' has non-numeric values: row 4"),
+])
+def test_bad_weights_are_named(value, fragment):
+    df = ladder().assign(w=1.0).astype({"w": object})
+    df.loc[4, "w"] = value
+    _raises(df, fragment, group="family", weight="w")
+
+
+def test_a_missing_weight_column_is_named():
+    _raises(ladder(), "'weights'", group="family", weight="weights")

@@ -254,3 +254,17 @@ def test_an_unknown_format_names_its_version(tmp_path):
     with pytest.raises(bs.FitError, match=r"format 9 by bayescale 9\.0; this version reads formats 1, 2"):
         bs.load(path)
 
+
+
+def test_a_weighted_fit_loads_with_its_weights(tmp_path):
+    df = bs.datasets.simulate("power", families=1, seeds=1, seed=0)
+    df["w"] = np.linspace(1.0, 4.0, len(df))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bs.fit(df, law="power", y="loss", x="x", weight="w", chains=1, warmup=100, draws=100,
+                     seed=0, extrapolation=False, progress=False)
+    fit.save(tmp_path / "fit")
+    again = load(tmp_path / "fit")
+    assert again.design.columns["weight"] == "w"
+    np.testing.assert_allclose(again.design.weight, fit.design.weight)
+    np.testing.assert_allclose(fit.design.weight, df["w"] / df["w"].mean())
