@@ -295,10 +295,7 @@ def backtest_one(bs, df, kw: dict, cuts: int, sampler: dict, seed: int = 0, laws
                 parts.extend(stacked_one(bs, df, kw, laws, rows, cut, sampler, seed))
             if upper:
                 parts.append(upper_one(bs, df, kw, rows, cut, sampler, seed))
-    out = pd.concat([p for p in parts if p is not None], ignore_index=True)
-    out["rel_error"] = out["error"] / out["truth"]
-    out["interval_score_90"] = interval_score(out, 0.9) / out["truth"]
-    out["crps"] = out["crps"] / out["truth"]
+    out = _scored(pd.concat([p for p in parts if p is not None], ignore_index=True))
     out["ok"] = np.array([f.ok for f in bt.fits])[out["cut"].to_numpy()]
     if "ok_own" in out:  # the methods with their own fits
         out["ok"] = out["ok_own"].where(out["ok_own"].notna(), out["ok"]).astype(bool)
@@ -423,6 +420,29 @@ def stacked_one(bs, df, kw: dict, laws, rows: pd.DataFrame, cut: int, sampler: d
     return parts
 
 
+WEIGHT_POWER = 0.25  # compute-weighted likelihood: weights compute^0.25, a 10x range over 4 decades
+
+
+def weighted_one(bs, df, kw: dict, cuts: int, sampler: dict, seed: int = 0) -> pd.DataFrame:
+    """Scores of the law fitted with a likelihood weighted by compute (``weight=``, each run's
+    weight ``compute ** WEIGHT_POWER``, scaled to average 1 in every fit), calibrated as
+    ``bs.fit`` does, at the same rolling origins (its own fits, nested ones weighted too)."""
+    weighted = df.assign(_weight=df_compute(df, kw) ** WEIGHT_POWER)
+    bt = bs.backtest(weighted, split="rolling", cuts=cuts, kind="new_run", levels=LEVELS, seed=seed,
+                     discrepancy="calibrate", progress=False, weight="_weight", **sampler, **kw)
+    out = bt.per_target.assign(method="compute-weighted", crps=np.nan)
+    out["ok"] = np.array([f.ok for f in bt.fits])[out["cut"].to_numpy()]
+    return _scored(out)
+
+
+def _scored(out: pd.DataFrame) -> pd.DataFrame:
+    """``out`` with the relative error and the 90% interval score (and CRPS) as fractions of the truth."""
+    out["rel_error"] = out["error"] / out["truth"]
+    out["interval_score_90"] = interval_score(out, 0.9) / out["truth"]
+    out["crps"] = out["crps"] / out["truth"]
+    return out
+
+
 def upper_one(bs, df, kw: dict, rows: pd.DataFrame, cut: int, sampler: dict, seed: int = 0):
     """Scores of the law fitted to the upper half of the range only: at the origin, the rows whose
     log compute lies in the upper half between the smallest run and the origin, calibrated as
@@ -516,7 +536,7 @@ def summary(t: pd.DataFrame, by: list) -> pd.DataFrame:
 
 STYLES = {"plain": "o--", "linear, normal": "d-.", "calibrated": "s-", "with bias": "^:",
           "shrunk bias": "<:", "conformal": "x-", "conformal, calibrated scale": "+-", "stacked": "v-",
-          "stacked, shrunk bias": ">-", "upper half": "*--", HUBER: "k.-"}
+          "stacked, shrunk bias": ">-", "upper half": "*--", "compute-weighted": "h--", HUBER: "k.-"}
 
 
 def accuracy(t: pd.DataFrame, out: Path, plt) -> None:
@@ -595,6 +615,13 @@ def main(argv=None) -> int:
                         help="skip the forecasts stacked over two laws (twice the fits)")
     parser.add_argument("--no-upper", action="store_true",
                         help="skip the fits to the upper half of the range (a third more fits)")
+    parser.add_argument("--no-weighted", action="store_true",
+                        help="skip the fits with a likelihood weighted by compute (a third more fits)")
+    parser.add_argument("--only", choices=("compute-weighted",), default=None,
+                        help="score only this method (with --table, to --render it with others)")
+    parser.add_argument("--render", default=None, metavar="FILE[,FILE]",
+                        help="write RESULTS.md and the figures from per-target tables saved by --table, "
+                             "without fitting")
     parser.add_argument("--huber", type=int, default=100, metavar="RESAMPLES",
                         help="bootstrap resamples of the Huber point fit scored beside (0: none)")
     parser.add_argument("--targets", action="store_true",
@@ -606,6 +633,8 @@ def main(argv=None) -> int:
                         help="also write the per-target scores to FILE (csv; keep it outside the "
                              "project: two of the data sets have no license)")
     args = parser.parse_args(argv)
+    if args.only and not args.table:
+        parser.error("--only writes only the per-target table: give --table FILE")
     import bayescale as bs
 
     out = Path(args.out)
@@ -618,27 +647,19 @@ def main(argv=None) -> int:
         return 0
     sampler = QUICK if args.quick else FULL
     table = datasets(bs)
-    names = args.datasets.split(",") if args.datasets else list(table)
-    parts, seconds = [], {}
-    for name in names:
-        df, kw = table[name]
-        started = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            scored = backtest_one(bs, df.reset_index(drop=True), kw, args.cuts, sampler,
-                                  laws=None if args.no_stack else CANDIDATES[name],
-                                  upper=not args.no_upper)
-        parts.append(scored.assign(dataset=name))
-        if args.huber:
-            parts.append(bootstrap_one(df.reset_index(drop=True), kw, args.cuts, args.huber)
-                         .assign(dataset=name))
-        seconds[name] = time.perf_counter() - started
-        print(f"{name}: {seconds[name]:.0f} s", file=sys.stderr)
-    t = pd.concat(parts, ignore_index=True)
+    if args.render:
+        t = pd.concat([pd.read_csv(f) for f in args.render.split(",")], ignore_index=True)
+        names = list(dict.fromkeys(t["dataset"]))
+        seconds = t.groupby("dataset")["seconds"].sum().to_dict() if "seconds" in t else {}
+    else:
+        names = args.datasets.split(",") if args.datasets else list(table)
+        t, seconds = fit_all(bs, table, names, sampler, args)
     t["distance_bin"] = pd.cut(t["distance"], BINS)
-    figures(t, out)
     if args.table:
         t.to_csv(args.table, index=False)
+    if args.only:  # one method's scores, for --render with the others
+        return 0
+    figures(t, out)
     (out / "RESULTS.md").write_text(report(t, table, names, seconds, sampler, args))
     return 0
 
@@ -671,6 +692,31 @@ def goals(t: pd.DataFrame) -> pd.DataFrame:
                      "cov90: misses 85-95 by": f"{max(85 - cov.min(), cov.max() - 95, 0):.0f}",
                      "interval score 90 % (<=1.5 dec)": round(100 * part["interval_score_90"].mean(), 2)})
     return pd.DataFrame(rows)
+
+
+def fit_all(bs, table: dict, names: list, sampler: dict, args) -> tuple[pd.DataFrame, dict]:
+    """Per-target scores of every method on the data sets ``names``, and each set's seconds."""
+    parts, seconds = [], {}
+    for name in names:
+        df, kw = table[name]
+        df = df.reset_index(drop=True)
+        started = time.perf_counter()
+        own = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if args.only is None:
+                own.append(backtest_one(bs, df, kw, args.cuts, sampler,
+                                        laws=None if args.no_stack else CANDIDATES[name],
+                                        upper=not args.no_upper))
+                if args.huber:
+                    own.append(bootstrap_one(df, kw, args.cuts, args.huber))
+            if args.only == "compute-weighted" or (args.only is None and not args.no_weighted):
+                own.append(weighted_one(bs, df, kw, args.cuts, sampler))
+        seconds[name] = time.perf_counter() - started
+        # the seconds of the set's methods in one column, so that --render can sum them over tables
+        parts += [p.assign(dataset=name, seconds=seconds[name] if k == 0 else 0.0) for k, p in enumerate(own)]
+        print(f"{name}: {seconds[name]:.0f} s", file=sys.stderr)
+    return pd.concat(parts, ignore_index=True), seconds
 
 
 def targets(per_bin: pd.DataFrame) -> str:
@@ -725,9 +771,9 @@ def report(t, table, names, seconds, sampler, args) -> str:
              .agg(own_law_weight=("weight", "first"), gate_passed=("stack_ok", "first")).reset_index())
         weights = ("\n## Stacking weight of each data set's own law, per origin\n\n"
                    + markdown_table(w.round(3)) + "\n")
-    setup = "\n".join(f"- `{n}`: {len(table[n][0])} rows, law `{table[n][1]['law']}`, "
-                      f"y `{table[n][1]['y']}`, group `{table[n][1].get('group')}`; {seconds[n]:.0f} s"
-                      for n in names)
+    setup = "\n".join(f"- `{n}`: {len(table[n][0])} rows, law `{table[n][1]['law']}`, y "
+                      f"`{table[n][1]['y']}`, group `{table[n][1].get('group')}`; "
+                      f"{seconds.get(n, np.nan):.0f} s" for n in names)
     return f"""# Calibrated extrapolation: rolling-origin backtests
 
 `python case_studies/extrapolation/run.py{' --quick' if args.quick else ''}` on {_dt.date.today()}
@@ -761,6 +807,9 @@ held-out errors with `bias="shrunk"`);
 **upper half** (the law fitted only to the runs in the upper half of the log-compute range
 between the smallest run and the origin, calibrated as `bs.fit` does inside those runs; its
 own fits; families with fewer than 3 such runs are not forecast);
+**compute-weighted** (the law fitted with each run's log-likelihood weighted by its compute to
+the power {WEIGHT_POWER} (a 10x range over 4 decades; `bs.fit(..., weight=)`, scaled to average
+1 in each fit), calibrated as `bs.fit` does with its nested fits weighted alike; its own fits);
 **{HUBER}** (the field's practice: per family, the law fitted by Epoch's Huber loss on log L
 from a grid of starts, Chinchilla's five parameters or `E + A x^-alpha` for a law of one
 input, refitted to {args.huber - 1} bootstrap resamples; percentile bands of the law, no run

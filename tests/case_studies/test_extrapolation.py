@@ -20,7 +20,9 @@ def test_extrapolation_quick_on_the_olmo_ladder(tmp_path, case_study):
     except bs.DataError as err:
         pytest.skip(f"olmo_ladder data set unavailable: {err}")
     module = case_study("extrapolation")
-    args = ["--quick", "--datasets", "olmo_ladder", "--cuts", "3", "--huber", "5", "--out", str(tmp_path)]
+    table = tmp_path / "scores.csv"
+    args = ["--quick", "--datasets", "olmo_ladder", "--cuts", "3", "--huber", "5", "--out", str(tmp_path),
+            "--table", str(table)]
     assert module.main(args) == 0
     text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
     for png in ("coverage.png", "error.png", "accuracy.png"):
@@ -45,13 +47,18 @@ def test_extrapolation_quick_on_the_olmo_ladder(tmp_path, case_study):
         assert row[2] == plain[2] and all(0.0 <= float(v) <= 100.0 for v in row[7:11]), row
     # the fits to the upper half and the Huber fits forecast some of those targets (an origin
     # or a family may have too few runs for them)
-    for method in ("upper half", "Huber + bootstrap"):
+    for method in ("upper half", "Huber + bootstrap", "compute-weighted"):
         row = _row(text, f"| olmo_ladder | {method} |")
         assert 0 < int(row[2]) <= int(plain[2]), row
     assert "## Stacking weight of each data set's own law, per origin" in text
     assert "## The targets, up to 1.5 decades" in text
     targets = _row(text, "| calibrated | ")
     assert targets[2].replace(".", "").isdigit() and "runs)" in targets[3], targets
+    # the report rendered again from the saved scores, without fitting, is the same
+    again = tmp_path / "again"
+    assert module.main(["--render", str(table), "--cuts", "3", "--huber", "5", "--out", str(again)]) == 0
+    rendered = (again / "RESULTS.md").read_text(encoding="utf-8")
+    assert rendered.split("## The targets")[1] == text.split("## The targets")[1]
 
 
 @pytest.mark.slow  # runs the case study end to end on real data
