@@ -568,6 +568,7 @@ def test_sweep_takes_the_extrapolation_flags_of_fit(tmp_path, monkeypatch):
     assert seen == ["auto", True, False]
 
 
+@pytest.mark.slow  # two fits through the command line (compile-dominated, about 15 s)
 def test_fit_takes_likelihood_weights_and_names_a_bad_one(tmp_path):
     df = bs.datasets.simulate("power", families=1, seeds=1, sizes=(1e7, 1e8, 1e9), seed=0)
     df["w"] = np.sqrt(df["x"] / df["x"].min())

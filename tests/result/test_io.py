@@ -256,6 +256,7 @@ def test_an_unknown_format_names_its_version(tmp_path):
 
 
 
+@pytest.mark.slow  # a fit of its own (compile-dominated)
 def test_a_weighted_fit_loads_with_its_weights(tmp_path):
     df = bs.datasets.simulate("power", families=1, seeds=1, seed=0)
     df["w"] = np.linspace(1.0, 4.0, len(df))
