@@ -18,7 +18,8 @@ compute all fit a ladder about equally well and part beyond it.  Rather than pic
    densities (Yao, Vehtari, Simpson and Gelman 2018, "Using stacking to average Bayesian
    predictive distributions"), over the laws whose fit to all the data passes the gate;
 4. the forecast is that mixture of the laws' *calibrated* predictive draws
-   (:func:`bayescale.evaluate.compare.average`).
+   (:func:`bayescale.evaluate.compare.average`), each law's shifted by the bias its origins
+   measured, shrunk towards 0 by its own uncertainty (:data:`STACK_CALIBRATION`).
 
 The scores are those of the plain (law-only) bands: calibrating each origin would take a
 rolling backtest inside every origin.  The weights therefore favour a law whose plain bands
@@ -47,6 +48,13 @@ from ..evaluate.compare import average, heldout_log_density
 from ..evaluate.extrapolation import keep, nested_request
 from ..laws.spec import Law
 from ..result.fitting import request
+
+
+# The stack's default calibration: each law's bias shrunk by its own uncertainty.  On the rolling
+# origins of case_studies/extrapolation (6 sets, up to 1.5 decades) it gave the stack's smallest
+# interval score (14.7 against 17.5 without the bias, 24.0 for one law's calibrated fit), its
+# worst mean signed error 0.6% against 1.3%, and 90% coverage 91-99% (87-99%).
+STACK_CALIBRATION = CalibrationConfig(bias="shrunk")
 
 
 @dataclass
@@ -218,7 +226,10 @@ def forecast(df: pd.DataFrame, laws, at, *, kind: str = "new_run", levels=(0.5, 
         Central credible levels of the bands.
     calibration : CalibrationConfig, optional
         The rolling origins (``cuts``) and the short fits at them, which score the laws and
-        calibrate their bands beyond the data.
+        calibrate their bands beyond the data.  Default: :data:`STACK_CALIBRATION`, which
+        shifts each law's forecast by the bias its rolling origins measured, shrunk towards 0
+        by its own uncertainty (``bias="shrunk"``); ``CalibrationConfig()`` leaves the bias out,
+        as ``bs.fit`` does.
     **fit_kwargs
         Keywords of :func:`bayescale.fit` shared by every law (``y``, ``x``, ``group``, ``run``,
         ``se``, ``sampler``, ``seed``, ``chains``, ...); ``extrapolation`` is not one (the
@@ -243,7 +254,7 @@ def forecast(df: pd.DataFrame, laws, at, *, kind: str = "new_run", levels=(0.5, 
     if "extrapolation" in fit_kwargs:
         raise DataError("bs.forecast calibrates every law itself (calibration=CalibrationConfig(...)); "
                         "drop extrapolation=.")
-    config = calibration if calibration is not None else CalibrationConfig()
+    config = calibration if calibration is not None else STACK_CALIBRATION
     if not isinstance(config, CalibrationConfig):
         raise DataError(f"calibration={calibration!r}: pass a bayescale.CalibrationConfig.")
     candidates = _candidates(laws, fit_kwargs)
@@ -288,4 +299,4 @@ def forecast(df: pd.DataFrame, laws, at, *, kind: str = "new_run", levels=(0.5, 
     return Stacked(table, w, own, fits, scores, pd.DataFrame(gates), cals)
 
 
-__all__ = ["Stacked", "forecast", "lfo_scores", "stacking_weights"]
+__all__ = ["STACK_CALIBRATION", "Stacked", "forecast", "lfo_scores", "stacking_weights"]

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
+from bayescale.evaluate.calibration import estimate
 from bayescale.evaluate.compare import average
 from bayescale.many.stack import stacking_weights
 
@@ -101,6 +102,9 @@ def test_stacked_table_is_the_weighted_mixture_of_the_calibrated_fits(stacked):
     for name, fit in res.fits.items():
         assert "rate" in fit.settings.extrapolation, name  # calibrated from the scored origins
         assert res.calibrations[name].record() == fit.settings.extrapolation, name
+        # by default each law's bias is the one its origins measured, shrunk by its uncertainty
+        cal = res.calibrations[name]
+        assert cal.bias == pytest.approx(estimate(cal.rows, cal.fit, bias="shrunk").bias, abs=1e-12)
         assert len(fit.settings.nested) == len(res.gates[res.gates["law"] == name]) - 1
         assert list(res.laws[name].columns[:2]) == ["x", "family"]
     t = res.table
