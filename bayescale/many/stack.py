@@ -49,7 +49,6 @@ from ..evaluate.extrapolation import keep, nested_request
 from ..laws.spec import Law
 from ..result.fitting import request
 
-
 # The stack's default calibration: each law's bias shrunk by its own uncertainty.  On the rolling
 # origins of case_studies/extrapolation (6 sets, up to 1.5 decades) it gave the stack's smallest
 # interval score (14.7 against 17.5 without the bias, 24.0 for one law's calibrated fit), its
