@@ -54,7 +54,8 @@ def test_prepare_valid_design():
     assert d.runs == ["a1", "a2", "a3", "b1", "b2", "b3"]
     np.testing.assert_array_equal(d.run_idx, np.arange(6))
     np.testing.assert_allclose(d.se_log, df["se"] / df["loss"])
-    assert d.columns == {"y": "loss", "x": {"x": "x"}, "group": "family", "run": "run", "se": "se"}
+    assert d.columns == {"y": "loss", "x": {"x": "x"}, "group": "family", "run": "run", "se": "se",
+                         "weight": None}
     assert list(d.frame.columns) == ["loss", "x", "family", "run", "se"]
     # one row per run: a run's offset is noise (see the identifiability tests below)
     assert [w.kind for w in d.warnings] == ["run_one_row"]

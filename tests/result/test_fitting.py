@@ -43,7 +43,7 @@ def test_request_names_every_unknown_keyword():
 def test_request_defaults():
     r = request("power", y="acc", x="x", group="family")
     assert r == Request("power", columns("acc", "x", "family"), None, ModelConfig(), SamplerConfig())
-    assert r.cols == {"y": "acc", "x": "x", "group": "family", "run": None, "se": None}
+    assert r.cols == {"y": "acc", "x": "x", "group": "family", "run": None, "se": None, "weight": None}
 
 
 def test_request_keywords_override_the_configs():

@@ -65,7 +65,8 @@ def test_fit_json_contents(saved):
     fit, path = saved
     meta = json.loads((path / "fit.json").read_text(encoding="utf-8"))
     assert meta["format"] == io.FORMAT == 2
-    assert meta["columns"] == {"y": "loss", "x": {"x": "x"}, "group": "family", "run": None, "se": None}
+    assert meta["columns"] == {"y": "loss", "x": {"x": "x"}, "group": "family", "run": None, "se": None,
+                               "weight": None}
     assert meta["settings"]["sampler"]["seed"] == 0 and meta["settings"]["sampler"]["chains"] == 2
     assert bs.Settings.from_record(meta["settings"]) == fit.settings
     assert set(meta["sha256"]) == {"posterior.nc", "data.csv", "law.toml"}
