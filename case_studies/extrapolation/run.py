@@ -292,7 +292,7 @@ def backtest_one(bs, df, kw: dict, cuts: int, sampler: dict, seed: int = 0, laws
             parts.append(_banded(rows, conformal(fitted, test, cal, seed, scaled=True),
                                  "conformal, calibrated scale"))
             if laws is not None:
-                parts.extend(stacked_one(bs, df, kw, laws, rows, cut, sampler, seed))
+                parts.extend(stacked_one(bs, df, kw, laws, rows, sampler, seed))
             if upper:
                 parts.append(upper_one(bs, df, kw, rows, cut, sampler, seed))
     out = _scored(pd.concat([p for p in parts if p is not None], ignore_index=True))
@@ -388,8 +388,7 @@ def _keys(kw: dict) -> list:
     return [c for c in (*_xmap(kw).values(), kw.get("group"), kw.get("se")) if c]
 
 
-def stacked_one(bs, df, kw: dict, laws, rows: pd.DataFrame, cut: int, sampler: dict,
-                seed: int = 0) -> list:
+def stacked_one(bs, df, kw: dict, laws, rows: pd.DataFrame, sampler: dict, seed: int = 0) -> list:
     """Scores of the stacked forecast (``bs.forecast``) from the training rows of one origin, and of
     the same stack with each law's bias shrunk by its own uncertainty (the same fits, each law's
     calibration re-estimated with ``bias="shrunk"`` from its held-out errors)."""
@@ -468,7 +467,6 @@ def upper_one(bs, df, kw: dict, rows: pd.DataFrame, cut: int, sampler: dict, see
         part[col] = keep[col].to_numpy()
     part["crps"], part["ok_own"] = np.nan, fitted.ok
     return part.assign(method="upper half")
-
 
 
 def _banded(rows: pd.DataFrame, table: pd.DataFrame, method: str) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
+import functools
 import importlib.util
 import io
 import json
@@ -42,6 +43,7 @@ LEVELS = (0.5, 0.9)
 HELD_OUT = 0.8  # runs above this fraction of the log-compute range are forecast
 
 
+@functools.cache  # each study's file is run once, however often its definitions are asked for
 def _load(name: str):
     """The ``run.py`` of another case study, as a module (one definition of its data)."""
     path = HERE.parent / name / "run.py"
